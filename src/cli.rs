@@ -1,0 +1,200 @@
+//! The command line: clap definitions (doc comments are the `--help` text), logging set-up,
+//! what each command prints, and the mapping of a result to an exit code.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::Error;
+use crate::run::{self, Options, Outcome};
+
+/// The nightly job of a channel-partner incentives program: ingests the day's feeds, decides
+/// eligibility, computes earnings and payouts, and writes reports for finance and BI.
+///
+/// Exit codes: 0 ok; 1 finished with rejected rows under --strict; 2 error (unreadable file,
+/// I/O); 78 invalid configuration (program files, arguments).
+#[derive(Debug, Parser)]
+#[command(name = "incentives", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More detail on stderr (-v: stages, -vv: debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr, and no summary on stdout.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Format of the log on stderr: text for people, json for schedulers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "INCENTIVES_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the program files and every feed row for a run date; list each rejected row with
+    /// its feed, file, row, field, value and reason, and the reconciliation of every file.
+    /// Writes nothing.
+    Validate(CommonArgs),
+    /// Run the daily job for a run date: validate the feeds, then write the reports and the
+    /// run manifest (last) under --output.
+    Run(CommonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// The landing zone: a folder (or file:// URL) holding one folder per feed.
+    #[arg(long, value_name = "URI", default_value = "sample_data/landing", env = "INCENTIVES_INPUT")]
+    pub input: String,
+
+    /// The folder of program files (*.toml).
+    #[arg(long, value_name = "DIR", default_value = "pipelines", env = "INCENTIVES_PROGRAMS")]
+    pub programs: String,
+
+    /// The run date, YYYY-MM-DD [default: the newest delivery date in the landing zone].
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_run_date, env = "INCENTIVES_DATE")]
+    pub date: Option<NaiveDate>,
+
+    /// Where reports go: a folder (or file:// URL).
+    #[arg(long, value_name = "URI", default_value = "out", env = "INCENTIVES_OUTPUT")]
+    pub output: String,
+
+    /// Skip a file that cannot be read (listed with its reason) instead of failing the run.
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// Exit 1 when any row was rejected (the reports are still written).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+fn parse_run_date(s: &str) -> Result<NaiveDate, String> {
+    crate::feeds::cells::parse_date(s).ok_or_else(|| format!("invalid run date '{s}': expected YYYY-MM-DD"))
+}
+
+impl CommonArgs {
+    fn options(&self) -> Options {
+        Options {
+            input: self.input.clone(),
+            programs: self.programs.clone(),
+            date: self.date,
+            output: self.output.clone(),
+            keep_going: self.keep_going,
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INCENTIVES_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("incentives={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time();
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
+}
+
+/// Parses the command line, runs the command and returns the exit code. Errors are printed
+/// here, once.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let (args, result) = match &cli.command {
+        Command::Validate(a) => (a, run::validate(&a.options())),
+        Command::Run(a) => (a, run::run(&a.options())),
+    };
+    match result {
+        Ok(outcome) => {
+            if !cli.quiet {
+                let mut out = std::io::stdout().lock();
+                let listing = matches!(cli.command, Command::Validate(_));
+                // A closed stdout (e.g. piped into `head`) must not turn a good run into a panic.
+                let _ = print_outcome(&mut out, &outcome, listing);
+            }
+            if args.strict && outcome.ingest.rows_rejected() > 0 {
+                eprintln!(
+                    "incentives: {} row(s) rejected and --strict was given",
+                    outcome.ingest.rows_rejected()
+                );
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("incentives: {e}");
+            if let Error::UnreadableFile { .. } = e {
+                eprintln!("incentives: (use --keep-going to skip files that cannot be read)");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+/// The summary for a person: the run date, (for `validate`) every reject, and the
+/// reconciliation of every file.
+pub fn print_outcome(w: &mut impl Write, o: &Outcome, list_rejects: bool) -> std::io::Result<()> {
+    let defaulted = if o.date_was_defaulted { " (the newest delivery date)" } else { "" };
+    writeln!(w, "run date {}{defaulted}", o.run_date)?;
+    writeln!(w, "programs: {}", o.programs.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", "))?;
+    let ingest = &o.ingest;
+    if list_rejects {
+        writeln!(w, "\nrejected rows ({} problems):", ingest.rejects.len())?;
+        for r in &ingest.rejects {
+            writeln!(
+                w,
+                "  {:<16} {} row {}: {} {:?} {}",
+                r.feed.name(),
+                r.file,
+                r.row,
+                if r.field.is_empty() { "(record)" } else { &r.field },
+                r.value,
+                r.code
+            )?;
+        }
+    }
+    writeln!(w, "\nreconciliation (rows read = accepted + rejected):")?;
+    let width = ingest.files.iter().map(|f| f.path.len()).max().unwrap_or(4).max(5);
+    writeln!(w, "  {:<width$} {:>10} {:>10} {:>10}", "file", "read", "accepted", "rejected")?;
+    for f in &ingest.files {
+        writeln!(w, "  {:<width$} {:>10} {:>10} {:>10}", f.path, f.rows, f.accepted, f.rejected)?;
+    }
+    writeln!(
+        w,
+        "  {:<width$} {:>10} {:>10} {:>10}",
+        "total",
+        ingest.rows_read(),
+        ingest.rows_accepted(),
+        ingest.rows_rejected()
+    )?;
+    for s in &ingest.skipped {
+        writeln!(w, "  skipped {}: {} (no rows counted)", s.path, s.reason)?;
+    }
+    for i in &ingest.ignored {
+        writeln!(w, "  ignored {}: {}", i.path, i.reason)?;
+    }
+    if !o.written.is_empty() {
+        writeln!(w, "\nwrote {} file(s); manifest: {}", o.written.len(), o.written.last().expect("non-empty"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,518 @@
+//! Program files (`pipelines/*.toml`, rules.md "Programs"): parsing and validation that lists
+//! every problem of every file at once, so an operator fixes them in one go.
+//!
+//! The TOML is read as a generic table and checked field by field (rather than through serde's
+//! first-error-wins derive), which is what lets every problem be reported.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+use toml::{Table, Value};
+
+use crate::decimal;
+use crate::error::{Error, Result};
+use crate::feeds::cells::{RATE_SCALE, parse_date};
+use crate::feeds::tables::PartnerType;
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarningPeriod {
+    Month,
+    Quarter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EarningType {
+    Rebate,
+    Coop,
+}
+
+impl EarningType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EarningType::Rebate => "rebate",
+            EarningType::Coop => "coop",
+        }
+    }
+}
+
+/// USD amounts of a program (minimums) are held in cents.
+pub const USD_SCALE: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    /// In cents.
+    pub min_period_revenue_usd: i128,
+    /// In units of 10^-8.
+    pub rate: i128,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lever {
+    pub name: String,
+    pub earning_type: EarningType,
+    pub product_families: Vec<String>,
+    /// In units of 10^-8.
+    pub rate: i128,
+    /// Strictly ascending by minimum.
+    pub tiers: Vec<Tier>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Program {
+    pub id: String,
+    pub name: String,
+    pub partner_type: PartnerType,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub earning_period: EarningPeriod,
+    pub payout_lag_months: u32,
+    /// In cents.
+    pub minimum_payout_usd: i128,
+    pub levers: Vec<Lever>,
+    /// The project's own optional fields (`[x]`), kept as written.
+    pub x: Table,
+    /// The file it came from (relative to the programs folder) and the SHA-256 of its bytes.
+    pub file: String,
+    pub sha256: String,
+}
+
+/// Reads and validates every `*.toml` of the programs folder, sorted by file name.
+pub fn load_programs(store: &Store) -> Result<Vec<Program>> {
+    let mut files: Vec<String> = store
+        .list("")?
+        .into_iter()
+        .map(|e| e.path)
+        .filter(|p| p.ends_with(".toml") && !p.contains('/'))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::config(format!("no program file (*.toml) in {}", store.display(""))));
+    }
+    let mut problems = Vec::new();
+    let mut programs = Vec::new();
+    for file in &files {
+        let bytes = store.get(file).map_err(|e| Error::config(e.to_string()))?;
+        match parse_program(file, &bytes) {
+            Ok(p) => programs.push(p),
+            Err(mut ps) => problems.append(&mut ps),
+        }
+    }
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for p in &programs {
+        if let Some(first) = seen.insert(&p.id, &p.file) {
+            problems.push(format!("{}: program id '{}' is already used by {first}", p.file, p.id));
+        }
+    }
+    if problems.is_empty() { Ok(programs) } else { Err(Error::Config(problems)) }
+}
+
+/// Collects the problems of one file, each prefixed with the file and the field.
+struct Checker<'a> {
+    file: &'a str,
+    problems: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, field: &str, msg: impl std::fmt::Display) {
+        self.problems.push(format!("{}: {field}: {msg}", self.file));
+    }
+
+    fn unknown_fields(&mut self, table: &Table, allowed: &[&str], at: &str) {
+        for key in table.keys() {
+            if !allowed.contains(&key.as_str()) {
+                self.problem(
+                    &format!("{at}{key}"),
+                    format!(
+                        "unknown field (expected one of: {}; the project's own fields go in an [x] table)",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn get<'t>(&mut self, table: &'t Table, key: &str, at: &str) -> Option<&'t Value> {
+        let v = table.get(key);
+        if v.is_none() {
+            self.problem(&format!("{at}{key}"), "missing field");
+        }
+        v
+    }
+
+    fn string(&mut self, table: &Table, key: &str, at: &str) -> Option<String> {
+        match self.get(table, key, at)? {
+            Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+            Value::String(_) => {
+                self.problem(&format!("{at}{key}"), "must not be empty");
+                None
+            }
+            other => {
+                self.problem(&format!("{at}{key}"), format!("expected a string, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    fn choice<T: Copy>(&mut self, table: &Table, key: &str, at: &str, values: &[(&str, T)]) -> Option<T> {
+        let s = self.string(table, key, at)?;
+        let found = values.iter().find(|(n, _)| *n == s).map(|(_, v)| *v);
+        if found.is_none() {
+            let names: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
+            self.problem(&format!("{at}{key}"), format!("'{s}' is not one of {}", names.join(", ")));
+        }
+        found
+    }
+
+    fn date(&mut self, table: &Table, key: &str) -> Option<NaiveDate> {
+        let parsed = match self.get(table, key, "")? {
+            Value::String(s) => parse_date(s),
+            Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => {
+                dt.date.and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into()))
+            }
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.problem(key, format!("expected a date YYYY-MM-DD, found {}", table[key]));
+        }
+        parsed
+    }
+
+    /// A decimal written as a TOML string, with at most `scale` fraction digits.
+    fn decimal(&mut self, table: &Table, key: &str, at: &str, scale: u32) -> Option<i128> {
+        let field = format!("{at}{key}");
+        let parsed = match self.get(table, key, at)? {
+            Value::String(s) => decimal::parse(s, scale).ok(),
+            Value::Integer(i) => {
+                self.problem(&field, format!("write amounts and rates as strings: {key} = \"{i}\""));
+                return None;
+            }
+            Value::Float(f) => {
+                self.problem(&field, format!("write amounts and rates as strings: {key} = \"{f}\""));
+                return None;
+            }
+            other => {
+                self.problem(&field, format!("expected a decimal string, found {}", other.type_str()));
+                return None;
+            }
+        };
+        if parsed.is_none() {
+            self.problem(
+                &field,
+                format!("'{}' is not a decimal with at most {scale} fraction digits", table[key]),
+            );
+        }
+        parsed
+    }
+
+    fn rate(&mut self, table: &Table, key: &str, at: &str) -> Option<i128> {
+        let r = self.decimal(table, key, at, RATE_SCALE)?;
+        if !(0..=decimal::pow10(RATE_SCALE)).contains(&r) {
+            self.problem(&format!("{at}{key}"), "a rate must be between 0 and 1");
+            return None;
+        }
+        Some(r)
+    }
+}
+
+const PROGRAM_FIELDS: [&str; 10] = [
+    "id",
+    "name",
+    "partner_type",
+    "start",
+    "end",
+    "earning_period",
+    "payout_lag_months",
+    "minimum_payout_usd",
+    "levers",
+    "x",
+];
+const LEVER_FIELDS: [&str; 5] = ["name", "earning_type", "product_families", "rate", "tiers"];
+const TIER_FIELDS: [&str; 2] = ["min_period_revenue_usd", "rate"];
+
+/// Parses one program file; `Err` lists all of its problems.
+pub fn parse_program(file: &str, bytes: &[u8]) -> Result<Program, Vec<String>> {
+    let text = std::str::from_utf8(bytes).map_err(|_| vec![format!("{file}: not UTF-8 text")])?;
+    let table: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| vec![format!("{file}: not valid TOML: {}", e.to_string().trim())])?;
+    let mut c = Checker { file, problems: Vec::new() };
+    c.unknown_fields(&table, &PROGRAM_FIELDS, "");
+    let id = c.string(&table, "id", "");
+    let name = c.string(&table, "name", "");
+    let partner_type = c.choice(&table, "partner_type", "", &PartnerType::VALUES);
+    let start = c.date(&table, "start");
+    let end = c.date(&table, "end");
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        c.problem("end", format!("{e} is before start {s}"));
+    }
+    let earning_period = c.choice(
+        &table,
+        "earning_period",
+        "",
+        &[("month", EarningPeriod::Month), ("quarter", EarningPeriod::Quarter)],
+    );
+    let payout_lag_months = match c.get(&table, "payout_lag_months", "") {
+        Some(Value::Integer(i)) if (0..=120).contains(i) => Some(*i as u32),
+        Some(v) => {
+            c.problem("payout_lag_months", format!("expected a non-negative whole number of months, found {v}"));
+            None
+        }
+        None => None,
+    };
+    let minimum_payout_usd = c.decimal(&table, "minimum_payout_usd", "", USD_SCALE);
+    if minimum_payout_usd.is_some_and(|m| m < 0) {
+        c.problem("minimum_payout_usd", "must not be negative");
+    }
+    let x = match table.get("x") {
+        None => Table::new(),
+        Some(Value::Table(t)) => t.clone(),
+        Some(_) => {
+            c.problem("x", "expected a table ([x])");
+            Table::new()
+        }
+    };
+    let levers = parse_levers(&mut c, &table);
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    let missing = || vec![format!("{file}: internal: a checked field is missing")];
+    Ok(Program {
+        id: id.ok_or_else(missing)?,
+        name: name.ok_or_else(missing)?,
+        partner_type: partner_type.ok_or_else(missing)?,
+        start: start.ok_or_else(missing)?,
+        end: end.ok_or_else(missing)?,
+        earning_period: earning_period.ok_or_else(missing)?,
+        payout_lag_months: payout_lag_months.ok_or_else(missing)?,
+        minimum_payout_usd: minimum_payout_usd.ok_or_else(missing)?,
+        levers,
+        x,
+        file: file.to_string(),
+        sha256: crate::feeds::validate::hex(&Sha256::digest(bytes)),
+    })
+}
+
+fn parse_levers(c: &mut Checker, table: &Table) -> Vec<Lever> {
+    let Some(value) = c.get(table, "levers", "") else { return Vec::new() };
+    let Value::Array(items) = value else {
+        c.problem("levers", "expected [[levers]] tables");
+        return Vec::new();
+    };
+    if items.is_empty() {
+        c.problem("levers", "a program needs at least one lever");
+    }
+    let mut levers = Vec::new();
+    let mut names: HashSet<String> = HashSet::new();
+    let mut families: BTreeMap<String, String> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("levers[{i}].");
+        let Value::Table(t) = item else {
+            c.problem(&format!("levers[{i}]"), "expected a table");
+            continue;
+        };
+        c.unknown_fields(t, &LEVER_FIELDS, &at);
+        let name = c.string(t, "name", &at);
+        if let Some(n) = &name
+            && !names.insert(n.clone())
+        {
+            c.problem(&format!("{at}name"), format!("two levers are named '{n}'"));
+        }
+        let earning_type =
+            c.choice(t, "earning_type", &at, &[("rebate", EarningType::Rebate), ("coop", EarningType::Coop)]);
+        let mut product_families = Vec::new();
+        match c.get(t, "product_families", &at) {
+            Some(Value::Array(fs)) => {
+                if fs.is_empty() {
+                    c.problem(&format!("{at}product_families"), "a lever needs at least one product family");
+                }
+                for f in fs {
+                    match f {
+                        Value::String(s) if !s.trim().is_empty() => {
+                            let lever = name.clone().unwrap_or_else(|| format!("levers[{i}]"));
+                            if let Some(other) = families.insert(s.clone(), lever.clone()) {
+                                c.problem(
+                                    &format!("{at}product_families"),
+                                    format!("'{s}' is also in lever '{other}'"),
+                                );
+                            }
+                            product_families.push(s.clone());
+                        }
+                        other => c.problem(
+                            &format!("{at}product_families"),
+                            format!("expected non-empty strings, found {other}"),
+                        ),
+                    }
+                }
+            }
+            Some(other) => c.problem(
+                &format!("{at}product_families"),
+                format!("expected a list of strings, found {}", other.type_str()),
+            ),
+            None => {}
+        }
+        let rate = c.rate(t, "rate", &at);
+        let tiers = parse_tiers(c, t, &at);
+        if let (Some(name), Some(earning_type), Some(rate)) = (name, earning_type, rate) {
+            levers.push(Lever { name, earning_type, product_families, rate, tiers });
+        }
+    }
+    levers
+}
+
+fn parse_tiers(c: &mut Checker, lever: &Table, at: &str) -> Vec<Tier> {
+    let Some(value) = lever.get("tiers") else { return Vec::new() };
+    let Value::Array(items) = value else {
+        c.problem(&format!("{at}tiers"), "expected [[levers.tiers]] tables");
+        return Vec::new();
+    };
+    let mut tiers: Vec<Tier> = Vec::new();
+    let mut last_min: Option<i128> = None;
+    for (j, item) in items.iter().enumerate() {
+        let tat = format!("{at}tiers[{j}].");
+        let Value::Table(t) = item else {
+            c.problem(&format!("{at}tiers[{j}]"), "expected a table");
+            continue;
+        };
+        c.unknown_fields(t, &TIER_FIELDS, &tat);
+        let min = c.decimal(t, "min_period_revenue_usd", &tat, USD_SCALE);
+        if min.is_some_and(|m| m < 0) {
+            c.problem(&format!("{tat}min_period_revenue_usd"), "must not be negative");
+        }
+        if let (Some(min), Some(prev)) = (min, last_min)
+            && min <= prev
+        {
+            c.problem(&format!("{tat}min_period_revenue_usd"), "tier minimums must be strictly ascending");
+        }
+        last_min = min.or(last_min);
+        let rate = c.rate(t, "rate", &tat);
+        if let (Some(min), Some(rate)) = (min, rate) {
+            tiers.push(Tier { min_period_revenue_usd: min, rate });
+        }
+    }
+    tiers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+id = "ir-fy27"
+name = "Indirect reseller FY27"
+partner_type = "indirect_reseller"
+start = 2026-07-01
+end = "2027-06-30"
+earning_period = "quarter"
+payout_lag_months = 2
+minimum_payout_usd = "100.00"
+
+[[levers]]
+name = "core"
+earning_type = "rebate"
+product_families = ["modern_work", "dynamics"]
+rate = "0.04"
+
+[[levers]]
+name = "azure"
+earning_type = "coop"
+product_families = ["azure"]
+rate = "0.02"
+  [[levers.tiers]]
+  min_period_revenue_usd = "50000"
+  rate = "0.03"
+
+[x]
+owner = "channel-finance"
+"#;
+
+    #[test]
+    fn a_good_program_parses_exactly() {
+        let p = parse_program("ir.toml", GOOD.as_bytes()).unwrap();
+        assert_eq!(p.id, "ir-fy27");
+        assert_eq!(p.start, NaiveDate::from_ymd_opt(2026, 7, 1).unwrap());
+        assert_eq!(p.earning_period, EarningPeriod::Quarter);
+        assert_eq!(p.minimum_payout_usd, 10_000);
+        assert_eq!(p.levers[0].rate, 4_000_000);
+        assert_eq!(p.levers[1].tiers, vec![Tier { min_period_revenue_usd: 5_000_000, rate: 3_000_000 }]);
+        assert_eq!(p.x.get("owner").and_then(Value::as_str), Some("channel-finance"));
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let bad = r#"
+id = "x"
+name = "x"
+partner_type = "reseller"
+start = "2026-07-01"
+end = "2026-06-30"
+earning_period = "week"
+payout_lag_months = -1
+minimum_payout_usd = 100.0
+colour = "red"
+
+[[levers]]
+name = "a"
+earning_type = "cash"
+product_families = ["azure"]
+rate = "1.5"
+  [[levers.tiers]]
+  min_period_revenue_usd = "500"
+  rate = "0.123456789"
+  [[levers.tiers]]
+  min_period_revenue_usd = "400"
+  rate = "0.1"
+
+[[levers]]
+name = "a"
+earning_type = "coop"
+product_families = ["azure"]
+rate = 0.02
+"#;
+        let problems = parse_program("bad.toml", bad.as_bytes()).unwrap_err();
+        let expect = [
+            "partner_type: 'reseller'",
+            "end: 2026-06-30 is before start",
+            "earning_period: 'week'",
+            "payout_lag_months",
+            "minimum_payout_usd: write amounts and rates as strings: minimum_payout_usd = \"100\"",
+            "colour: unknown field",
+            "levers[0].earning_type: 'cash'",
+            "levers[0].rate: a rate must be between 0 and 1",
+            "levers[0].tiers[0].rate: '\"0.123456789\"' is not a decimal",
+            "levers[0].tiers[1].min_period_revenue_usd: tier minimums must be strictly ascending",
+            "levers[1].name: two levers are named 'a'",
+            "levers[1].product_families: 'azure' is also in lever 'a'",
+            "levers[1].rate: write amounts and rates as strings",
+        ];
+        for e in expect {
+            assert!(problems.iter().any(|p| p.contains(e)), "missing {e:?} in {problems:#?}");
+        }
+        assert_eq!(problems.len(), expect.len(), "{problems:#?}");
+        assert!(problems.iter().all(|p| p.starts_with("bad.toml: ")));
+    }
+
+    #[test]
+    fn missing_fields_and_no_levers() {
+        let problems = parse_program("m.toml", b"id = \"m\"\nlevers = []\n").unwrap_err();
+        for f in ["name", "partner_type", "start", "end", "earning_period", "payout_lag_months", "minimum_payout_usd"] {
+            assert!(problems.iter().any(|p| p == &format!("m.toml: {f}: missing field")), "{f}: {problems:#?}");
+        }
+        assert!(problems.iter().any(|p| p.contains("at least one lever")));
+        let syntax = parse_program("s.toml", b"id = ").unwrap_err();
+        assert!(syntax[0].starts_with("s.toml: not valid TOML"), "{syntax:?}");
+    }
+
+    #[test]
+    fn duplicate_program_ids_across_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path().to_str().unwrap()).unwrap();
+        store.put("a.toml", GOOD.as_bytes().to_vec()).unwrap();
+        store.put("b.toml", GOOD.as_bytes().to_vec()).unwrap();
+        let Err(Error::Config(problems)) = load_programs(&store) else { panic!("expected config error") };
+        assert_eq!(problems, ["b.toml: program id 'ir-fy27' is already used by a.toml"]);
+    }
+}

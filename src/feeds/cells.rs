@@ -1,0 +1,367 @@
+//! Cell rules of feeds.md: what a well-formed date, decimal, integer, boolean, enum, ISO
+//! currency or country code looks like, and the reason code of each problem. A [`RowCheck`]
+//! walks one record's cells and collects every problem of the row.
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::decimal::{self, DecimalError};
+
+/// Reason codes of the rejects report, in the order of feeds.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    MissingValue,
+    BadDate,
+    BadDecimal,
+    BadInteger,
+    BadBool,
+    BadEnum,
+    UnknownRole,
+    BadCurrency,
+    BadCountry,
+    OutOfRange,
+    BadDateRange,
+    FutureDate,
+    UnexpectedValue,
+    BadRecord,
+    UnknownPartner,
+    NoFxRate,
+    DuplicateRow,
+    ConflictingDuplicate,
+    UnknownOriginal,
+    RefundMismatch,
+    RefundExceedsSale,
+}
+
+impl Code {
+    pub const ALL: [Code; 21] = [
+        Code::MissingValue,
+        Code::BadDate,
+        Code::BadDecimal,
+        Code::BadInteger,
+        Code::BadBool,
+        Code::BadEnum,
+        Code::UnknownRole,
+        Code::BadCurrency,
+        Code::BadCountry,
+        Code::OutOfRange,
+        Code::BadDateRange,
+        Code::FutureDate,
+        Code::UnexpectedValue,
+        Code::BadRecord,
+        Code::UnknownPartner,
+        Code::NoFxRate,
+        Code::DuplicateRow,
+        Code::ConflictingDuplicate,
+        Code::UnknownOriginal,
+        Code::RefundMismatch,
+        Code::RefundExceedsSale,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::MissingValue => "MISSING_VALUE",
+            Code::BadDate => "BAD_DATE",
+            Code::BadDecimal => "BAD_DECIMAL",
+            Code::BadInteger => "BAD_INTEGER",
+            Code::BadBool => "BAD_BOOL",
+            Code::BadEnum => "BAD_ENUM",
+            Code::UnknownRole => "UNKNOWN_ROLE",
+            Code::BadCurrency => "BAD_CURRENCY",
+            Code::BadCountry => "BAD_COUNTRY",
+            Code::OutOfRange => "OUT_OF_RANGE",
+            Code::BadDateRange => "BAD_DATE_RANGE",
+            Code::FutureDate => "FUTURE_DATE",
+            Code::UnexpectedValue => "UNEXPECTED_VALUE",
+            Code::BadRecord => "BAD_RECORD",
+            Code::UnknownPartner => "UNKNOWN_PARTNER",
+            Code::NoFxRate => "NO_FX_RATE",
+            Code::DuplicateRow => "DUPLICATE_ROW",
+            Code::ConflictingDuplicate => "CONFLICTING_DUPLICATE",
+            Code::UnknownOriginal => "UNKNOWN_ORIGINAL",
+            Code::RefundMismatch => "REFUND_MISMATCH",
+            Code::RefundExceedsSale => "REFUND_EXCEEDS_SALE",
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem of one row: the field, the offending value and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub value: String,
+    pub code: Code,
+}
+
+/// `YYYY-MM-DD`, a real calendar date.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shape {
+        return None;
+    }
+    let year = text[0..4].parse().ok()?;
+    let month = text[5..7].parse().ok()?;
+    let day = text[8..10].parse().ok()?;
+    NaiveDate::from_ymd_opt(year, month, day)
+}
+
+/// `YYYY-MM` as the first day of that month.
+pub fn parse_month(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 7 || b[4] != b'-' {
+        return None;
+    }
+    parse_date(&format!("{text}-01"))
+}
+
+/// The first day of the month of `d`.
+pub fn month_of(d: NaiveDate) -> NaiveDate {
+    d.with_day(1).expect("day 1 exists in every month")
+}
+
+/// An active ISO 4217 currency with a minor unit: its code and number of minor digits.
+pub fn currency_minor_digits(code: &str) -> Option<u32> {
+    let c = iso_currency::Currency::from_code(code)?;
+    if c.code() != code || c.is_superseded().is_some() {
+        return None;
+    }
+    c.exponent().map(u32::from)
+}
+
+/// An officially assigned ISO 3166-1 alpha-2 code.
+pub fn is_country(code: &str) -> bool {
+    code.len() == 2
+        && code.bytes().all(|b| b.is_ascii_uppercase())
+        && isocountry::CountryCode::for_alpha2(code).is_ok()
+}
+
+/// Largest quantity (2^31 − 1).
+pub const MAX_QUANTITY: i64 = i32::MAX as i64;
+/// Amounts have at most 14 integer digits.
+pub const AMOUNT_LIMIT: i128 = decimal::pow10(14 + AMOUNT_SCALE);
+/// Amounts are read with 4 fraction digits.
+pub const AMOUNT_SCALE: u32 = 4;
+/// Rates are read with 8 fraction digits.
+pub const RATE_SCALE: u32 = 8;
+
+/// Walks the cells of one record (in the feed's column order) and collects its problems.
+pub struct RowCheck<'a> {
+    columns: &'static [&'static str],
+    cells: &'a [String],
+    pub problems: Vec<Problem>,
+}
+
+impl<'a> RowCheck<'a> {
+    pub fn new(columns: &'static [&'static str], cells: &'a [String]) -> Self {
+        RowCheck { columns, cells, problems: Vec::new() }
+    }
+
+    pub fn raw(&self, col: usize) -> &'a str {
+        &self.cells[col]
+    }
+
+    /// Records a problem with the raw cell as its value.
+    pub fn fail(&mut self, col: usize, code: Code) {
+        self.problems.push(Problem {
+            field: self.columns[col].to_string(),
+            value: self.cells[col].clone(),
+            code,
+        });
+    }
+
+    /// Records a problem with a value of our choosing (an id as compared).
+    pub fn fail_with(&mut self, col: usize, value: &str, code: Code) {
+        self.problems.push(Problem { field: self.columns[col].to_string(), value: value.into(), code });
+    }
+
+    /// Whether the cell is empty (nothing but white space).
+    pub fn is_empty(&self, col: usize) -> bool {
+        self.cells[col].trim().is_empty()
+    }
+
+    /// A required cell, or `MISSING_VALUE`.
+    pub fn required(&mut self, col: usize) -> Option<&'a str> {
+        if self.is_empty(col) {
+            self.fail(col, Code::MissingValue);
+            None
+        } else {
+            Some(self.cells[col].as_str())
+        }
+    }
+
+    /// A required identifier, trimmed.
+    pub fn id(&mut self, col: usize) -> Option<String> {
+        self.required(col).map(|s| s.trim().to_string())
+    }
+
+    /// An optional identifier, trimmed; `None` when empty.
+    pub fn opt_id(&self, col: usize) -> Option<String> {
+        (!self.is_empty(col)).then(|| self.cells[col].trim().to_string())
+    }
+
+    /// Required free text, kept exactly as delivered.
+    pub fn text(&mut self, col: usize) -> Option<String> {
+        self.required(col).map(str::to_string)
+    }
+
+    pub fn date(&mut self, col: usize) -> Option<NaiveDate> {
+        let text = self.required(col)?;
+        let d = parse_date(text);
+        if d.is_none() {
+            self.fail(col, Code::BadDate);
+        }
+        d
+    }
+
+    /// An optional date: `Ok(None)` when empty, `Err(())` when malformed (already recorded).
+    pub fn opt_date(&mut self, col: usize) -> Result<Option<NaiveDate>, ()> {
+        if self.is_empty(col) {
+            return Ok(None);
+        }
+        self.date(col).map(Some).ok_or(())
+    }
+
+    pub fn month(&mut self, col: usize) -> Option<NaiveDate> {
+        let text = self.required(col)?;
+        let m = parse_month(text);
+        if m.is_none() {
+            self.fail(col, Code::BadDate);
+        }
+        m
+    }
+
+    /// A decimal in units of 10^-`scale`.
+    pub fn decimal(&mut self, col: usize, scale: u32) -> Option<i128> {
+        let text = self.required(col)?;
+        match decimal::parse(text, scale) {
+            Ok(v) => Some(v),
+            Err(DecimalError::Syntax) => {
+                self.fail(col, Code::BadDecimal);
+                None
+            }
+            Err(DecimalError::TooLarge) => {
+                self.fail(col, Code::OutOfRange);
+                None
+            }
+        }
+    }
+
+    pub fn integer(&mut self, col: usize) -> Option<i64> {
+        let text = self.required(col)?;
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            self.fail(col, Code::BadInteger);
+            return None;
+        }
+        match text.parse::<i64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.fail(col, Code::OutOfRange);
+                None
+            }
+        }
+    }
+
+    pub fn boolean(&mut self, col: usize) -> Option<bool> {
+        match self.required(col)? {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.fail(col, Code::BadBool);
+                None
+            }
+        }
+    }
+
+    /// One of `values` (written exactly), or `code` (`BAD_ENUM`, or `UNKNOWN_ROLE` for roles).
+    pub fn one_of<T: Copy>(&mut self, col: usize, values: &[(&str, T)], code: Code) -> Option<T> {
+        let text = self.required(col)?;
+        let found = values.iter().find(|(name, _)| *name == text).map(|(_, v)| *v);
+        if found.is_none() {
+            self.fail(col, code);
+        }
+        found
+    }
+
+    pub fn currency(&mut self, col: usize) -> Option<String> {
+        let text = self.required(col)?;
+        if currency_minor_digits(text).is_some() {
+            Some(text.to_string())
+        } else {
+            self.fail(col, Code::BadCurrency);
+            None
+        }
+    }
+
+    pub fn country(&mut self, col: usize) -> Option<String> {
+        let text = self.required(col)?;
+        if is_country(text) {
+            Some(text.to_string())
+        } else {
+            self.fail(col, Code::BadCountry);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_strict_calendar_dates() {
+        assert_eq!(parse_date("2024-02-29"), NaiveDate::from_ymd_opt(2024, 2, 29));
+        for bad in ["2026-02-29", "2026-13-01", "2026-9-01", "01/02/2026", "2026-09-01 ", "=1+1", "2026-09-31"] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+        assert_eq!(parse_month("2026-09"), NaiveDate::from_ymd_opt(2026, 9, 1));
+        assert_eq!(parse_month("2026-13"), None);
+        assert_eq!(parse_month("2026-9"), None);
+    }
+
+    #[test]
+    fn currencies_are_active_iso_codes_with_minor_units() {
+        assert_eq!(currency_minor_digits("USD"), Some(2));
+        assert_eq!(currency_minor_digits("JPY"), Some(0));
+        assert_eq!(currency_minor_digits("KWD"), Some(3));
+        for bad in ["usd", "EURO", "ABC", "XAU", "XXX", "HRK", ""] {
+            assert_eq!(currency_minor_digits(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn countries_are_assigned_alpha2_codes() {
+        assert!(is_country("US") && is_country("GB") && is_country("JP"));
+        assert!(!is_country("us") && !is_country("XX") && !is_country("USA") && !is_country(""));
+    }
+
+    fn check(cells: &[&str]) -> Vec<String> {
+        static COLS: [&str; 3] = ["a", "b", "c"];
+        let cells: Vec<String> = cells.iter().map(|s| s.to_string()).collect();
+        let mut r = RowCheck::new(&COLS, &cells);
+        r.integer(0);
+        r.decimal(1, 4);
+        r.boolean(2);
+        r.problems.iter().map(|p| format!("{}={}:{}", p.field, p.value, p.code)).collect()
+    }
+
+    #[test]
+    fn each_cell_gets_one_code() {
+        assert!(check(&["3", "-1.5", "true"]).is_empty());
+        assert_eq!(check(&["1.5", "1e3", "yes"]), ["a=1.5:BAD_INTEGER", "b=1e3:BAD_DECIMAL", "c=yes:BAD_BOOL"]);
+        assert_eq!(check(&["  ", "", "TRUE"]), ["a=  :MISSING_VALUE", "b=:MISSING_VALUE", "c=TRUE:BAD_BOOL"]);
+        assert_eq!(check(&["99999999999999999999", "1.23456", "false"]), [
+            "a=99999999999999999999:OUT_OF_RANGE",
+            "b=1.23456:BAD_DECIMAL"
+        ]);
+    }
+}

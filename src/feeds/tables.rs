@@ -1,0 +1,168 @@
+//! The accepted rows of a run, typed: what the rules work on. Every value here passed the
+//! checks of feeds.md; money is exact (`i128` units at the scale named on the field).
+
+use chrono::NaiveDate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PartnerType {
+    DirectReseller,
+    IndirectProvider,
+    IndirectReseller,
+}
+
+impl PartnerType {
+    pub const VALUES: [(&'static str, PartnerType); 3] = [
+        ("direct_reseller", PartnerType::DirectReseller),
+        ("indirect_provider", PartnerType::IndirectProvider),
+        ("indirect_reseller", PartnerType::IndirectReseller),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::VALUES.iter().find(|(_, v)| *v == self).map(|(n, _)| *n).expect("listed")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AgreementType {
+    PartnerNetwork,
+    CloudDistributor,
+    CloudReseller,
+}
+
+impl AgreementType {
+    pub const VALUES: [(&'static str, AgreementType); 3] = [
+        ("partner_network", AgreementType::PartnerNetwork),
+        ("cloud_distributor", AgreementType::CloudDistributor),
+        ("cloud_reseller", AgreementType::CloudReseller),
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Level {
+    Gold,
+    Silver,
+}
+
+impl Level {
+    pub const VALUES: [(&'static str, Level); 2] = [("gold", Level::Gold), ("silver", Level::Silver)];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    IncentiveAdmin,
+    IncentiveUser,
+}
+
+impl Role {
+    pub const VALUES: [(&'static str, Role); 2] =
+        [("incentive_admin", Role::IncentiveAdmin), ("incentive_user", Role::IncentiveUser)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::IncentiveAdmin => "incentive_admin",
+            Role::IncentiveUser => "incentive_user",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransactionType {
+    Sale,
+    Refund,
+}
+
+impl TransactionType {
+    pub const VALUES: [(&'static str, TransactionType); 2] =
+        [("sale", TransactionType::Sale), ("refund", TransactionType::Refund)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionType::Sale => "sale",
+            TransactionType::Refund => "refund",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partner {
+    pub partner_id: String,
+    pub partner_name: String,
+    pub country_code: String,
+    pub partner_type: PartnerType,
+    pub network_registered_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agreement {
+    pub agreement_id: String,
+    pub partner_id: String,
+    pub agreement_type: AgreementType,
+    pub start_date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Competency {
+    pub partner_id: String,
+    pub competency: String,
+    pub level: Level,
+    pub start_date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub user_id: String,
+    pub partner_id: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentProfile {
+    pub partner_id: String,
+    pub payout_currency: String,
+    pub bank_verified: bool,
+    pub tax_verified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FxRate {
+    pub currency: String,
+    /// First day of the rate's month.
+    pub month: NaiveDate,
+    /// US dollars per unit, in units of 10^-8.
+    pub usd_rate: i128,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    pub transaction_id: String,
+    pub transaction_date: NaiveDate,
+    pub transaction_type: TransactionType,
+    pub original_transaction_id: Option<String>,
+    pub reseller_id: String,
+    pub provider_id: Option<String>,
+    pub customer_id: String,
+    pub product_id: String,
+    pub product_family: String,
+    pub quantity: i64,
+    /// In units of 10^-4 of `currency`; negative for refunds.
+    pub amount: i128,
+    pub currency: String,
+    /// The delivery date of the file the row came from.
+    pub delivery_date: NaiveDate,
+}
+
+/// Accepted rows of every feed for one run date.
+#[derive(Debug, Clone, Default)]
+pub struct Feeds {
+    pub partners: Vec<Partner>,
+    pub agreements: Vec<Agreement>,
+    pub competencies: Vec<Competency>,
+    pub users: Vec<User>,
+    pub payment_profiles: Vec<PaymentProfile>,
+    /// Non-USD rates only (USD is always 1; its rows are validated and otherwise ignored).
+    pub fx_rates: Vec<FxRate>,
+    /// Sales first in delivery order, then accepted refunds in the order they were checked.
+    pub transactions: Vec<Transaction>,
+}

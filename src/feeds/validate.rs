@@ -1,0 +1,640 @@
+//! Validation of a run's deliveries: every row of every file read ends up either accepted into
+//! [`Feeds`] or rejected with one [`Reject`] per problem, and each file's count says so
+//! (rows read = accepted + rejected).
+//!
+//! Checks run in the order of feeds.md: cells and references, then the key, then (for
+//! transactions) the refund checks. Feeds are validated in [`Feed::ALL`] order so that
+//! references only ever point at feeds already accepted.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use chrono::NaiveDate;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::cells::{self, AMOUNT_LIMIT, AMOUNT_SCALE, Code, MAX_QUANTITY, Problem, RATE_SCALE, RowCheck};
+use super::landing::{DeliveryFile, Ignored, Landing};
+use super::read::{RawFile, RawRow, read_file};
+use super::tables::*;
+use super::Feed;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// One problem of one rejected row, as the rejects report lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub feed: Feed,
+    /// Path relative to the landing zone.
+    pub file: String,
+    pub row: u64,
+    pub field: String,
+    pub value: String,
+    pub code: Code,
+}
+
+/// The reconciliation of one file read: rows = accepted + rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCount {
+    pub feed: Feed,
+    pub path: String,
+    pub delivery_date: NaiveDate,
+    pub size: u64,
+    pub sha256: String,
+    pub rows: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+/// A file that could not be read and was skipped under `--keep-going`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub feed: Feed,
+    pub path: String,
+    pub reason: String,
+}
+
+/// Everything ingestion learned about a run date.
+#[derive(Debug, Default)]
+pub struct Ingest {
+    pub feeds: Feeds,
+    /// Sorted by feed, file, row, field, reason.
+    pub rejects: Vec<Reject>,
+    /// The files read, in feed then delivery order.
+    pub files: Vec<FileCount>,
+    pub skipped: Vec<Skipped>,
+    pub ignored: Vec<Ignored>,
+    /// Warnings about files that were read (extra columns, ...), each naming its file.
+    pub warnings: Vec<String>,
+}
+
+impl Ingest {
+    pub fn rows_read(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+    pub fn rows_accepted(&self) -> u64 {
+        self.files.iter().map(|f| f.accepted).sum()
+    }
+    pub fn rows_rejected(&self) -> u64 {
+        self.files.iter().map(|f| f.rejected).sum()
+    }
+    /// The newest delivery date among the files read successfully.
+    pub fn data_as_of(&self) -> Option<NaiveDate> {
+        self.files.iter().map(|f| f.delivery_date).max()
+    }
+}
+
+/// A file read, with its records.
+struct Loaded<'a> {
+    file: &'a DeliveryFile,
+    raw: RawFile,
+    sha256: String,
+}
+
+/// Reads and validates every file that a run for `run_date` reads.
+pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going: bool) -> Result<Ingest> {
+    let selected: Vec<&DeliveryFile> =
+        Feed::ALL.iter().flat_map(|&feed| landing.select(feed, run_date)).collect();
+    // Reading and tokenising files is independent work: do it in parallel.
+    let loaded: Vec<Result<Loaded, (&DeliveryFile, Error)>> = selected
+        .par_iter()
+        .map(|&file| load(store, file).map_err(|e| (file, e)))
+        .collect();
+    let mut ingest = Ingest { ignored: landing.ignored.clone(), ..Ingest::default() };
+    let mut files = Vec::new();
+    for result in loaded {
+        match result {
+            Ok(l) => files.push(l),
+            Err((file, Error::UnreadableFile { reason, .. })) if keep_going => {
+                ingest.skipped.push(Skipped { feed: file.feed, path: file.path.clone(), reason })
+            }
+            Err((_, e)) => return Err(e),
+        }
+    }
+    let mut v = Validator { ingest, ctx: Context::default() };
+    for feed in Feed::ALL {
+        let of_feed: Vec<&Loaded> = files.iter().filter(|l| l.file.feed == feed).collect();
+        v.feed(feed, &of_feed)?;
+    }
+    let mut ingest = v.ingest;
+    ingest.rejects.sort_by(|a, b| {
+        (a.feed, &a.file, a.row, &a.field, a.code.as_str())
+            .cmp(&(b.feed, &b.file, b.row, &b.field, b.code.as_str()))
+    });
+    for f in &ingest.files {
+        if f.rows != f.accepted + f.rejected {
+            return Err(Error::Internal(format!(
+                "{}: {} rows read but {} accepted + {} rejected",
+                f.path, f.rows, f.accepted, f.rejected
+            )));
+        }
+    }
+    Ok(ingest)
+}
+
+fn load<'a>(store: &Store, file: &'a DeliveryFile) -> Result<Loaded<'a>> {
+    let bytes: Bytes = store.get(&file.path)?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    let raw = read_file(file.feed, file.format, &bytes)
+        .map_err(|reason| Error::unreadable(store.display(&file.path), reason))?;
+    Ok(Loaded { file, raw, sha256 })
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the reference checks look things up in: the accepted rows of earlier feeds.
+#[derive(Default)]
+struct Context {
+    partners: HashSet<String>,
+    /// (currency, first day of month) with an accepted rate.
+    rates: HashSet<(String, NaiveDate)>,
+}
+
+/// A row that passed the cell and reference checks and waits for its key check.
+struct Candidate<'a, T> {
+    file: usize,
+    row: u64,
+    cells: &'a [String],
+    value: T,
+}
+
+struct Validator {
+    ingest: Ingest,
+    ctx: Context,
+}
+
+/// The cells as compared for duplicates: identifiers trimmed, everything else as delivered.
+fn canonical(feed: Feed, cells: &[String]) -> Vec<&str> {
+    feed.columns()
+        .iter()
+        .zip(cells)
+        .map(|(name, cell)| if name.ends_with("_id") { cell.trim() } else { cell.as_str() })
+        .collect()
+}
+
+fn key_of(feed: Feed, cells: &[String]) -> Vec<String> {
+    let canon = canonical(feed, cells);
+    feed.key().iter().map(|&i| canon[i].to_string()).collect()
+}
+
+impl Validator {
+    fn count_file(&mut self, l: &Loaded) -> usize {
+        self.ingest.files.push(FileCount {
+            feed: l.file.feed,
+            path: l.file.path.clone(),
+            delivery_date: l.file.date,
+            size: l.file.size,
+            sha256: l.sha256.clone(),
+            rows: l.raw.rows.len() as u64,
+            accepted: 0,
+            rejected: 0,
+        });
+        for w in &l.raw.warnings {
+            self.ingest.warnings.push(format!("{}: {w}", l.file.path));
+        }
+        self.ingest.files.len() - 1
+    }
+
+    /// Rejects one row with its problems (counted once).
+    fn reject(&mut self, file: usize, row: u64, problems: Vec<Problem>) {
+        let f = &mut self.ingest.files[file];
+        f.rejected += 1;
+        let (feed, path) = (f.feed, f.path.clone());
+        self.ingest.rejects.extend(problems.into_iter().map(|p| Reject {
+            feed,
+            file: path.clone(),
+            row,
+            field: p.field,
+            value: p.value,
+            code: p.code,
+        }));
+    }
+
+    fn accept(&mut self, file: usize) {
+        self.ingest.files[file].accepted += 1;
+    }
+
+    fn key_problem(&self, feed: Feed, cells: &[String], code: Code) -> Problem {
+        let names: Vec<&str> = feed.key().iter().map(|&i| feed.columns()[i]).collect();
+        Problem { field: names.join(";"), value: key_of(feed, cells).join(";"), code }
+    }
+
+    /// Cell and reference checks of every row of `files`; returns the rows that passed.
+    fn check_rows<'a, T>(
+        &mut self,
+        files: &[&'a Loaded],
+        check: impl Fn(&mut RowCheck, &Context, &DeliveryFile) -> Option<T> + Sync,
+    ) -> Vec<Candidate<'a, T>>
+    where
+        T: Send,
+    {
+        let mut out = Vec::new();
+        for l in files {
+            let idx = self.count_file(l);
+            let feed = l.file.feed;
+            let ctx = &self.ctx;
+            let checked: Vec<(&RawRow, Result<T, Vec<Problem>>)> = l
+                .raw
+                .rows
+                .par_iter()
+                .map(|r| {
+                    let result = match &r.cells {
+                        Err(n) => Err(vec![Problem {
+                            field: String::new(),
+                            value: n.to_string(),
+                            code: Code::BadRecord,
+                        }]),
+                        Ok(cells) => {
+                            let mut rc = RowCheck::new(feed.columns(), cells);
+                            let value = check(&mut rc, ctx, l.file);
+                            match value {
+                                Some(v) if rc.problems.is_empty() => Ok(v),
+                                _ => Err(rc.problems),
+                            }
+                        }
+                    };
+                    (r, result)
+                })
+                .collect();
+            for (r, result) in checked {
+                match result {
+                    Ok(value) => out.push(Candidate {
+                        file: idx,
+                        row: r.row,
+                        cells: r.cells.as_deref().expect("checked rows have cells"),
+                        value,
+                    }),
+                    Err(problems) => self.reject(idx, r.row, problems),
+                }
+            }
+        }
+        out
+    }
+
+    /// Key check within one snapshot delivery: agreeing copies keep the first, disagreeing
+    /// copies are all rejected.
+    fn snapshot_keys<T>(&mut self, feed: Feed, candidates: Vec<Candidate<T>>) -> Vec<T> {
+        let mut groups: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
+        for (i, c) in candidates.iter().enumerate() {
+            groups.entry(key_of(feed, c.cells)).or_default().push(i);
+        }
+        let mut verdict: Vec<Option<Code>> = vec![None; candidates.len()];
+        for members in groups.values() {
+            let first = canonical(feed, candidates[members[0]].cells);
+            let agree = members.iter().all(|&m| canonical(feed, candidates[m].cells) == first);
+            for (n, &m) in members.iter().enumerate() {
+                verdict[m] = match (agree, n) {
+                    (true, 0) => None,
+                    (true, _) => Some(Code::DuplicateRow),
+                    (false, _) => Some(Code::ConflictingDuplicate),
+                };
+            }
+        }
+        let mut accepted = Vec::new();
+        for (c, v) in candidates.into_iter().zip(verdict) {
+            match v {
+                None => {
+                    self.accept(c.file);
+                    accepted.push(c.value);
+                }
+                Some(code) => {
+                    let p = self.key_problem(feed, c.cells, code);
+                    self.reject(c.file, c.row, vec![p]);
+                }
+            }
+        }
+        accepted
+    }
+
+    /// Key check of an event row against the keys already held: `None` when it may claim its
+    /// key, else the problem.
+    fn event_key(
+        &self,
+        feed: Feed,
+        held: &HashMap<Vec<String>, Vec<String>>,
+        cells: &[String],
+    ) -> Option<Problem> {
+        let holder = held.get(&key_of(feed, cells))?;
+        let same = canonical(feed, cells).iter().zip(holder).all(|(a, b)| *a == b.as_str());
+        let code = if same { Code::DuplicateRow } else { Code::ConflictingDuplicate };
+        Some(self.key_problem(feed, cells, code))
+    }
+
+    fn claim(feed: Feed, held: &mut HashMap<Vec<String>, Vec<String>>, cells: &[String]) {
+        let canon = canonical(feed, cells).into_iter().map(str::to_string).collect();
+        held.insert(key_of(feed, cells), canon);
+    }
+
+    fn event_keys<T>(&mut self, feed: Feed, candidates: Vec<Candidate<T>>) -> Vec<T> {
+        let mut held = HashMap::new();
+        let mut accepted = Vec::new();
+        for c in candidates {
+            match self.event_key(feed, &held, c.cells) {
+                Some(p) => self.reject(c.file, c.row, vec![p]),
+                None => {
+                    Self::claim(feed, &mut held, c.cells);
+                    self.accept(c.file);
+                    accepted.push(c.value);
+                }
+            }
+        }
+        accepted
+    }
+
+    fn feed(&mut self, feed: Feed, files: &[&Loaded]) -> Result<()> {
+        match feed {
+            Feed::Partners => {
+                let c = self.check_rows(files, |r, _, _| check_partner(r));
+                let partners = self.snapshot_keys(feed, c);
+                self.ctx.partners = partners.iter().map(|p| p.partner_id.clone()).collect();
+                self.ingest.feeds.partners = partners;
+            }
+            Feed::Agreements => {
+                let c = self.check_rows(files, |r, ctx, _| check_agreement(r, ctx));
+                self.ingest.feeds.agreements = self.snapshot_keys(feed, c);
+            }
+            Feed::Competencies => {
+                let c = self.check_rows(files, |r, ctx, _| check_competency(r, ctx));
+                self.ingest.feeds.competencies = self.snapshot_keys(feed, c);
+            }
+            Feed::Users => {
+                let c = self.check_rows(files, |r, ctx, _| check_user(r, ctx));
+                self.ingest.feeds.users = self.snapshot_keys(feed, c);
+            }
+            Feed::PaymentProfiles => {
+                let c = self.check_rows(files, |r, ctx, _| check_payment_profile(r, ctx));
+                self.ingest.feeds.payment_profiles = self.snapshot_keys(feed, c);
+            }
+            Feed::FxRates => {
+                let c = self.check_rows(files, |r, _, _| check_fx_rate(r));
+                let rates: Vec<FxRate> =
+                    self.event_keys(feed, c).into_iter().filter(|r| r.currency != "USD").collect();
+                self.ctx.rates = rates.iter().map(|r| (r.currency.clone(), r.month)).collect();
+                self.ingest.feeds.fx_rates = rates;
+            }
+            Feed::Transactions => {
+                let c = self.check_rows(files, |r, ctx, f| check_transaction(r, ctx, f.date));
+                self.ingest.feeds.transactions = self.transactions(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// Key checks (sales claim their keys first) then the refund checks, in the order of
+    /// feeds.md: delivery date, transaction date, transaction id.
+    fn transactions(&mut self, candidates: Vec<Candidate<Transaction>>) -> Vec<Transaction> {
+        let feed = Feed::Transactions;
+        let (sales, mut refunds): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .partition(|c| c.value.transaction_type == TransactionType::Sale);
+        let mut held = HashMap::new();
+        let mut accepted: Vec<Transaction> = Vec::new();
+        for c in sales {
+            match self.event_key(feed, &held, c.cells) {
+                Some(p) => self.reject(c.file, c.row, vec![p]),
+                None => {
+                    Self::claim(feed, &mut held, c.cells);
+                    self.accept(c.file);
+                    accepted.push(c.value);
+                }
+            }
+        }
+        let sale_index: HashMap<String, usize> =
+            accepted.iter().enumerate().map(|(i, t)| (t.transaction_id.clone(), i)).collect();
+        let mut refunded: Vec<i128> = vec![0; accepted.len()];
+        refunds.sort_by(|a, b| {
+            (a.value.delivery_date, a.value.transaction_date, &a.value.transaction_id).cmp(&(
+                b.value.delivery_date,
+                b.value.transaction_date,
+                &b.value.transaction_id,
+            ))
+        });
+        let orig_col = feed.col("original_transaction_id");
+        for c in refunds {
+            if let Some(p) = self.event_key(feed, &held, c.cells) {
+                self.reject(c.file, c.row, vec![p]);
+                continue;
+            }
+            let r = &c.value;
+            let original_id = r.original_transaction_id.as_deref().expect("refunds have one");
+            let Some(&si) = sale_index.get(original_id) else {
+                let p = Problem {
+                    field: "original_transaction_id".into(),
+                    value: original_id.into(),
+                    code: Code::UnknownOriginal,
+                };
+                self.reject(c.file, c.row, vec![p]);
+                continue;
+            };
+            let sale = &accepted[si];
+            let mut problems = Vec::new();
+            let mut mismatch = |col: &str, differs: bool| {
+                if differs {
+                    problems.push(Problem {
+                        field: col.into(),
+                        value: c.cells[feed.col(col)].clone(),
+                        code: Code::RefundMismatch,
+                    });
+                }
+            };
+            mismatch("transaction_date", r.transaction_date < sale.transaction_date);
+            mismatch("reseller_id", r.reseller_id != sale.reseller_id);
+            mismatch("provider_id", r.provider_id != sale.provider_id);
+            mismatch("product_id", r.product_id != sale.product_id);
+            mismatch("product_family", r.product_family != sale.product_family);
+            mismatch("currency", r.currency != sale.currency);
+            if problems.is_empty() && refunded[si] - r.amount > sale.amount {
+                problems.push(Problem {
+                    field: feed.columns()[orig_col].into(),
+                    value: original_id.into(),
+                    code: Code::RefundExceedsSale,
+                });
+            }
+            if problems.is_empty() {
+                refunded[si] -= r.amount;
+                Self::claim(feed, &mut held, c.cells);
+                self.accept(c.file);
+                accepted.push(c.value);
+            } else {
+                self.reject(c.file, c.row, problems);
+            }
+        }
+        accepted
+    }
+}
+
+/// `UNKNOWN_PARTNER` unless `id` names an accepted partner.
+fn partner_ref(r: &mut RowCheck, ctx: &Context, col: usize, id: &Option<String>) {
+    if let Some(id) = id
+        && !ctx.partners.contains(id)
+    {
+        r.fail_with(col, id, Code::UnknownPartner);
+    }
+}
+
+/// `BAD_DATE_RANGE` when `end` is before `start`.
+fn date_range(r: &mut RowCheck, end_col: usize, start: Option<NaiveDate>, end: Option<NaiveDate>) {
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        r.fail(end_col, Code::BadDateRange);
+    }
+}
+
+fn check_partner(r: &mut RowCheck) -> Option<Partner> {
+    let partner_id = r.id(0);
+    let partner_name = r.text(1);
+    let country_code = r.country(2);
+    let partner_type = r.one_of(3, &PartnerType::VALUES, Code::BadEnum);
+    let network_registered_on = r.opt_date(4);
+    Some(Partner {
+        partner_id: partner_id?,
+        partner_name: partner_name?,
+        country_code: country_code?,
+        partner_type: partner_type?,
+        network_registered_on: network_registered_on.ok()?,
+    })
+}
+
+fn check_agreement(r: &mut RowCheck, ctx: &Context) -> Option<Agreement> {
+    let agreement_id = r.id(0);
+    let partner_id = r.id(1);
+    partner_ref(r, ctx, 1, &partner_id);
+    let agreement_type = r.one_of(2, &AgreementType::VALUES, Code::BadEnum);
+    let start_date = r.date(3);
+    let end_date = r.opt_date(4);
+    date_range(r, 4, start_date, end_date.ok().flatten());
+    Some(Agreement {
+        agreement_id: agreement_id?,
+        partner_id: partner_id?,
+        agreement_type: agreement_type?,
+        start_date: start_date?,
+        end_date: end_date.ok()?,
+    })
+}
+
+fn check_competency(r: &mut RowCheck, ctx: &Context) -> Option<Competency> {
+    let partner_id = r.id(0);
+    partner_ref(r, ctx, 0, &partner_id);
+    let competency = r.text(1);
+    let level = r.one_of(2, &Level::VALUES, Code::BadEnum);
+    let start_date = r.date(3);
+    let end_date = r.opt_date(4);
+    date_range(r, 4, start_date, end_date.ok().flatten());
+    Some(Competency {
+        partner_id: partner_id?,
+        competency: competency?,
+        level: level?,
+        start_date: start_date?,
+        end_date: end_date.ok()?,
+    })
+}
+
+fn check_user(r: &mut RowCheck, ctx: &Context) -> Option<User> {
+    let user_id = r.id(0);
+    let partner_id = r.id(1);
+    partner_ref(r, ctx, 1, &partner_id);
+    let role = r.one_of(2, &Role::VALUES, Code::UnknownRole);
+    Some(User { user_id: user_id?, partner_id: partner_id?, role: role? })
+}
+
+fn check_payment_profile(r: &mut RowCheck, ctx: &Context) -> Option<PaymentProfile> {
+    let partner_id = r.id(0);
+    partner_ref(r, ctx, 0, &partner_id);
+    let payout_currency = r.currency(1);
+    let bank_verified = r.boolean(2);
+    let tax_verified = r.boolean(3);
+    Some(PaymentProfile {
+        partner_id: partner_id?,
+        payout_currency: payout_currency?,
+        bank_verified: bank_verified?,
+        tax_verified: tax_verified?,
+    })
+}
+
+/// Rates have at most this many integer digits (a sanity bound of ours: parquet reports hold
+/// rates as Decimal(18, 8)).
+const RATE_LIMIT: i128 = crate::decimal::pow10(10 + RATE_SCALE);
+
+fn check_fx_rate(r: &mut RowCheck) -> Option<FxRate> {
+    let currency = r.currency(0);
+    let month = r.month(1);
+    let usd_rate = r.decimal(2, RATE_SCALE);
+    if let Some(rate) = usd_rate
+        && (rate <= 0 || rate >= RATE_LIMIT)
+    {
+        r.fail(2, Code::OutOfRange);
+    }
+    Some(FxRate { currency: currency?, month: month?, usd_rate: usd_rate? })
+}
+
+fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> Option<Transaction> {
+    let transaction_id = r.id(0);
+    let transaction_date = r.date(1);
+    if let Some(d) = transaction_date
+        && d > delivered
+    {
+        r.fail(1, Code::FutureDate);
+    }
+    let transaction_type = r.one_of(2, &TransactionType::VALUES, Code::BadEnum);
+    let original_transaction_id = match transaction_type {
+        Some(TransactionType::Refund) => r.id(3),
+        Some(TransactionType::Sale) if !r.is_empty(3) => {
+            r.fail(3, Code::UnexpectedValue);
+            None
+        }
+        _ => None,
+    };
+    let reseller_id = r.id(4);
+    partner_ref(r, ctx, 4, &reseller_id);
+    let provider_id = r.opt_id(5);
+    partner_ref(r, ctx, 5, &provider_id);
+    let customer_id = r.id(6);
+    let product_id = r.id(7);
+    let product_family = r.text(8);
+    let quantity = r.integer(9);
+    if let Some(q) = quantity
+        && !(1..=MAX_QUANTITY).contains(&q)
+    {
+        r.fail(9, Code::OutOfRange);
+    }
+    let amount = r.decimal(10, AMOUNT_SCALE);
+    if let Some(a) = amount {
+        let wrong_sign = match transaction_type {
+            Some(TransactionType::Sale) => a <= 0,
+            Some(TransactionType::Refund) => a >= 0,
+            None => false,
+        };
+        if wrong_sign || a.abs() >= AMOUNT_LIMIT {
+            r.fail(10, Code::OutOfRange);
+        }
+    }
+    let currency = r.currency(11);
+    if let (Some(c), Some(d)) = (&currency, transaction_date)
+        && c != "USD"
+        && !ctx.rates.contains(&(c.clone(), cells::month_of(d)))
+    {
+        r.fail(11, Code::NoFxRate);
+    }
+    Some(Transaction {
+        transaction_id: transaction_id?,
+        transaction_date: transaction_date?,
+        transaction_type: transaction_type?,
+        original_transaction_id: match transaction_type? {
+            TransactionType::Refund => Some(original_transaction_id?),
+            TransactionType::Sale => None,
+        },
+        reseller_id: reseller_id?,
+        provider_id,
+        customer_id: customer_id?,
+        product_id: product_id?,
+        product_family: product_family?,
+        quantity: quantity?,
+        amount: amount?,
+        currency: currency?,
+        delivery_date: delivered,
+    })
+}

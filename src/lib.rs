@@ -1,0 +1,16 @@
+//! `incentives`: the nightly batch job of a channel-partner incentives program.
+//!
+//! The modules follow the data: [`feeds`] reads and validates the landing zone, [`config`]
+//! describes the programs, [`reports`] writes what finance and BI read, and [`run`]
+//! orchestrates one run date. [`store`] is the only place that knows about locations.
+
+pub mod cli;
+pub mod config;
+pub mod decimal;
+pub mod error;
+pub mod feeds;
+pub mod reports;
+pub mod run;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,55 @@
+//! Reports: what finance teams (CSV) and BI tools (parquet) read. A report is built once as a
+//! [`Table`] of typed columns and written in both formats, so the two can never disagree.
+
+pub mod csv_out;
+pub mod manifest;
+pub mod parquet_out;
+pub mod rejects;
+
+use chrono::NaiveDate;
+
+/// One column of a report, typed the way both writers need it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    /// Identifiers, names, codes: subject to the CSV formula guard.
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    /// Exact decimals in units of 10^-`scale` (parquet Decimal(18, scale)). `csv_scales`
+    /// gives a per-row number of CSV fraction digits (a currency's minor unit) when it is not
+    /// `scale`.
+    Decimal { values: Vec<Option<i128>>, scale: u32, csv_scales: Option<Vec<u32>> },
+    Date(Vec<Option<NaiveDate>>),
+    Bool(Vec<Option<bool>>),
+    /// Reason codes: `;`-joined in CSV, a list of strings in parquet.
+    List(Vec<Vec<String>>),
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::Text(v) => v.len(),
+            Values::Int(v) => v.len(),
+            Values::Decimal { values, .. } => values.len(),
+            Values::Date(v) => v.len(),
+            Values::Bool(v) => v.len(),
+            Values::List(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A report: named columns of equal length, rows already in the spec's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub name: &'static str,
+    pub columns: Vec<(&'static str, Values)>,
+}
+
+impl Table {
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, |(_, v)| v.len())
+    }
+}
