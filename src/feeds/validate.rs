@@ -118,8 +118,8 @@ pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going:
     }
     let mut ingest = v.ingest;
     ingest.rejects.sort_by(|a, b| {
-        (a.feed, &a.file, a.row, &a.field, a.code.as_str())
-            .cmp(&(b.feed, &b.file, b.row, &b.field, b.code.as_str()))
+        (a.feed.name(), &a.file, a.row, &a.field, a.code.as_str())
+            .cmp(&(b.feed.name(), &b.file, b.row, &b.field, b.code.as_str()))
     });
     for f in &ingest.files {
         if f.rows != f.accepted + f.rejected {
