@@ -194,7 +194,12 @@ pub fn print_outcome(w: &mut impl Write, o: &Outcome, list_rejects: bool) -> std
         writeln!(w, "  ignored {}: {}", i.path, i.reason)?;
     }
     if !o.written.is_empty() {
-        writeln!(w, "\nwrote {} file(s); manifest: {}", o.written.len(), o.written.last().expect("non-empty"))?;
+        writeln!(
+            w,
+            "\nwrote {} file(s); manifest: {}",
+            o.written.len(),
+            o.written.last().expect("non-empty")
+        )?;
     }
     Ok(())
 }

@@ -258,7 +258,10 @@ pub fn parse_program(file: &str, bytes: &[u8]) -> Result<Program, Vec<String>> {
     let payout_lag_months = match c.get(&table, "payout_lag_months", "") {
         Some(Value::Integer(i)) if (0..=120).contains(i) => Some(*i as u32),
         Some(v) => {
-            c.problem("payout_lag_months", format!("expected a non-negative whole number of months, found {v}"));
+            c.problem(
+                "payout_lag_months",
+                format!("expected a non-negative whole number of months, found {v}"),
+            );
             None
         }
         None => None,
@@ -498,8 +501,19 @@ rate = 0.02
     #[test]
     fn missing_fields_and_no_levers() {
         let problems = parse_program("m.toml", b"id = \"m\"\nlevers = []\n").unwrap_err();
-        for f in ["name", "partner_type", "start", "end", "earning_period", "payout_lag_months", "minimum_payout_usd"] {
-            assert!(problems.iter().any(|p| p == &format!("m.toml: {f}: missing field")), "{f}: {problems:#?}");
+        for f in [
+            "name",
+            "partner_type",
+            "start",
+            "end",
+            "earning_period",
+            "payout_lag_months",
+            "minimum_payout_usd",
+        ] {
+            assert!(
+                problems.iter().any(|p| p == &format!("m.toml: {f}: missing field")),
+                "{f}: {problems:#?}"
+            );
         }
         assert!(problems.iter().any(|p| p.contains("at least one lever")));
         let syntax = parse_program("s.toml", b"id = ").unwrap_err();

@@ -72,10 +72,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut outcome = validate(opts)?;
     let out = Store::create(&opts.output)?;
     let d = outcome.run_date;
-    let metadata = [
-        ("program_version", env!("CARGO_PKG_VERSION").to_string()),
-        ("run_date", d.to_string()),
-    ];
+    let metadata = [("program_version", env!("CARGO_PKG_VERSION").to_string()), ("run_date", d.to_string())];
     let mut outputs = BTreeMap::new();
     let tables = [rejects::table(d, &outcome.ingest.rejects)];
     for table in &tables {

@@ -93,10 +93,8 @@ impl Store {
         let metas: Vec<object_store::ObjectMeta> = runtime()
             .block_on(async move { store.list(Some(&prefix)).try_collect().await })
             .map_err(|e| Error::Storage(format!("listing {}: {e}", self.display(rel))))?;
-        let mut out: Vec<Entry> = metas
-            .into_iter()
-            .map(|m| Entry { path: m.location.to_string(), size: m.size })
-            .collect();
+        let mut out: Vec<Entry> =
+            metas.into_iter().map(|m| Entry { path: m.location.to_string(), size: m.size }).collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }

@@ -222,12 +222,12 @@ impl<'a> RowCheck<'a> {
         d
     }
 
-    /// An optional date: `Ok(None)` when empty, `Err(())` when malformed (already recorded).
-    pub fn opt_date(&mut self, col: usize) -> Result<Option<NaiveDate>, ()> {
+    /// An optional date: `Some(None)` when empty, `None` when malformed (already recorded).
+    pub fn opt_date(&mut self, col: usize) -> Option<Option<NaiveDate>> {
         if self.is_empty(col) {
-            return Ok(None);
+            return Some(None);
         }
-        self.date(col).map(Some).ok_or(())
+        self.date(col).map(Some)
     }
 
     pub fn month(&mut self, col: usize) -> Option<NaiveDate> {
@@ -320,7 +320,9 @@ mod tests {
     #[test]
     fn dates_are_strict_calendar_dates() {
         assert_eq!(parse_date("2024-02-29"), NaiveDate::from_ymd_opt(2024, 2, 29));
-        for bad in ["2026-02-29", "2026-13-01", "2026-9-01", "01/02/2026", "2026-09-01 ", "=1+1", "2026-09-31"] {
+        for bad in
+            ["2026-02-29", "2026-13-01", "2026-9-01", "01/02/2026", "2026-09-01 ", "=1+1", "2026-09-31"]
+        {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
         assert_eq!(parse_month("2026-09"), NaiveDate::from_ymd_opt(2026, 9, 1));
@@ -357,11 +359,14 @@ mod tests {
     #[test]
     fn each_cell_gets_one_code() {
         assert!(check(&["3", "-1.5", "true"]).is_empty());
-        assert_eq!(check(&["1.5", "1e3", "yes"]), ["a=1.5:BAD_INTEGER", "b=1e3:BAD_DECIMAL", "c=yes:BAD_BOOL"]);
+        assert_eq!(
+            check(&["1.5", "1e3", "yes"]),
+            ["a=1.5:BAD_INTEGER", "b=1e3:BAD_DECIMAL", "c=yes:BAD_BOOL"]
+        );
         assert_eq!(check(&["  ", "", "TRUE"]), ["a=  :MISSING_VALUE", "b=:MISSING_VALUE", "c=TRUE:BAD_BOOL"]);
-        assert_eq!(check(&["99999999999999999999", "1.23456", "false"]), [
-            "a=99999999999999999999:OUT_OF_RANGE",
-            "b=1.23456:BAD_DECIMAL"
-        ]);
+        assert_eq!(
+            check(&["99999999999999999999", "1.23456", "false"]),
+            ["a=99999999999999999999:OUT_OF_RANGE", "b=1.23456:BAD_DECIMAL"]
+        );
     }
 }

@@ -92,10 +92,7 @@ impl Landing {
             let folder = parts.next().unwrap_or_default();
             let rest = parts.next();
             let (Some(feed), Some(name)) = (Feed::from_name(folder), rest) else {
-                landing.ignored.push(Ignored {
-                    path: entry.path,
-                    reason: "not in a feed folder".into(),
-                });
+                landing.ignored.push(Ignored { path: entry.path, reason: "not in a feed folder".into() });
                 continue;
             };
             if name.contains('/') {
@@ -148,10 +145,7 @@ mod tests {
     #[test]
     fn file_names_follow_the_pattern() {
         assert_eq!(parse_file_name("2026-09-01.csv"), Ok((d("2026-09-01"), String::new(), Format::Csv)));
-        assert_eq!(
-            parse_file_name("2026-09-01-b.csv.gz"),
-            Ok((d("2026-09-01"), "-b".into(), Format::CsvGz))
-        );
+        assert_eq!(parse_file_name("2026-09-01-b.csv.gz"), Ok((d("2026-09-01"), "-b".into(), Format::CsvGz)));
         assert!(parse_file_name("2026-02-30.csv").is_err());
         assert!(parse_file_name("2026-09-01.txt").is_err());
         assert!(parse_file_name("2026-09-01b.csv").is_err());
@@ -202,13 +196,15 @@ mod tests {
             "transactions/2026-08-15.csv",
             "transactions/2026-09-02.csv",
         ]);
-        let p = |feed, date| -> Vec<String> {
-            l.select(feed, d(date)).iter().map(|f| f.path.clone()).collect()
-        };
+        let p =
+            |feed, date| -> Vec<String> { l.select(feed, d(date)).iter().map(|f| f.path.clone()).collect() };
         assert_eq!(p(Feed::Partners, "2026-08-31"), ["partners/2026-08-01.csv", "partners/2026-08-01-b.csv"]);
         assert_eq!(p(Feed::Partners, "2026-09-01"), ["partners/2026-09-01.csv"]);
         assert!(p(Feed::Partners, "2026-06-30").is_empty());
-        assert_eq!(p(Feed::Transactions, "2026-08-31"), ["transactions/2026-07-02.csv", "transactions/2026-08-15.csv"]);
+        assert_eq!(
+            p(Feed::Transactions, "2026-08-31"),
+            ["transactions/2026-07-02.csv", "transactions/2026-08-15.csv"]
+        );
         assert_eq!(l.newest_date(), Some(d("2026-09-02")));
     }
 }

@@ -66,14 +66,10 @@ impl Feed {
             Feed::Partners => {
                 &["partner_id", "partner_name", "country_code", "partner_type", "network_registered_on"]
             }
-            Feed::Agreements => {
-                &["agreement_id", "partner_id", "agreement_type", "start_date", "end_date"]
-            }
+            Feed::Agreements => &["agreement_id", "partner_id", "agreement_type", "start_date", "end_date"],
             Feed::Competencies => &["partner_id", "competency", "level", "start_date", "end_date"],
             Feed::Users => &["user_id", "partner_id", "role"],
-            Feed::PaymentProfiles => {
-                &["partner_id", "payout_currency", "bank_verified", "tax_verified"]
-            }
+            Feed::PaymentProfiles => &["partner_id", "payout_currency", "bank_verified", "tax_verified"],
             Feed::FxRates => &["currency", "month", "usd_rate"],
             Feed::Transactions => &[
                 "transaction_id",

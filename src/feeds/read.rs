@@ -58,8 +58,7 @@ fn map_header(feed: Feed, names: &[String], warnings: &mut Vec<String>) -> Resul
         }
     }
     let columns = feed.columns();
-    let missing: Vec<&str> =
-        columns.iter().copied().filter(|c| !names.iter().any(|n| n == c)).collect();
+    let missing: Vec<&str> = columns.iter().copied().filter(|c| !names.iter().any(|n| n == c)).collect();
     if !missing.is_empty() {
         return Err(format!(
             "missing column(s) {} (the {} feed needs: {})",
@@ -68,8 +67,7 @@ fn map_header(feed: Feed, names: &[String], warnings: &mut Vec<String>) -> Resul
             columns.join(", ")
         ));
     }
-    let extra: Vec<&str> =
-        names.iter().map(String::as_str).filter(|n| !columns.contains(n)).collect();
+    let extra: Vec<&str> = names.iter().map(String::as_str).filter(|n| !columns.contains(n)).collect();
     if !extra.is_empty() {
         warnings.push(format!("extra column(s) ignored: {}", extra.join(", ")));
     }
@@ -130,8 +128,7 @@ fn read_parquet(feed: Feed, bytes: Bytes) -> Result<RawFile, String> {
     let corrupt = |e: parquet::errors::ParquetError| format!("not a readable parquet file: {e}");
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(corrupt)?;
     let mut out = RawFile::default();
-    let names: Vec<String> =
-        builder.schema().fields().iter().map(|f| f.name().trim().to_string()).collect();
+    let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().trim().to_string()).collect();
     let positions = map_header(feed, &names, &mut out.warnings)?;
     for &i in &positions {
         let field = builder.schema().field(i);

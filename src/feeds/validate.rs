@@ -13,11 +13,11 @@ use chrono::NaiveDate;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::Feed;
 use super::cells::{self, AMOUNT_LIMIT, AMOUNT_SCALE, Code, MAX_QUANTITY, Problem, RATE_SCALE, RowCheck};
 use super::landing::{DeliveryFile, Ignored, Landing};
 use super::read::{RawFile, RawRow, read_file};
 use super::tables::*;
-use super::Feed;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -96,10 +96,8 @@ pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going:
     let selected: Vec<&DeliveryFile> =
         Feed::ALL.iter().flat_map(|&feed| landing.select(feed, run_date)).collect();
     // Reading and tokenising files is independent work: do it in parallel.
-    let loaded: Vec<Result<Loaded, (&DeliveryFile, Error)>> = selected
-        .par_iter()
-        .map(|&file| load(store, file).map_err(|e| (file, e)))
-        .collect();
+    let loaded: Vec<Result<Loaded, (&DeliveryFile, Error)>> =
+        selected.par_iter().map(|&file| load(store, file).map_err(|e| (file, e))).collect();
     let mut ingest = Ingest { ignored: landing.ignored.clone(), ..Ingest::default() };
     let mut files = Vec::new();
     for result in loaded {
@@ -118,8 +116,13 @@ pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going:
     }
     let mut ingest = v.ingest;
     ingest.rejects.sort_by(|a, b| {
-        (a.feed.name(), &a.file, a.row, &a.field, a.code.as_str())
-            .cmp(&(b.feed.name(), &b.file, b.row, &b.field, b.code.as_str()))
+        (a.feed.name(), &a.file, a.row, &a.field, a.code.as_str()).cmp(&(
+            b.feed.name(),
+            &b.file,
+            b.row,
+            &b.field,
+            b.code.as_str(),
+        ))
     });
     for f in &ingest.files {
         if f.rows != f.accepted + f.rejected {
@@ -387,9 +390,8 @@ impl Validator {
     /// feeds.md: delivery date, transaction date, transaction id.
     fn transactions(&mut self, candidates: Vec<Candidate<Transaction>>) -> Vec<Transaction> {
         let feed = Feed::Transactions;
-        let (sales, mut refunds): (Vec<_>, Vec<_>) = candidates
-            .into_iter()
-            .partition(|c| c.value.transaction_type == TransactionType::Sale);
+        let (sales, mut refunds): (Vec<_>, Vec<_>) =
+            candidates.into_iter().partition(|c| c.value.transaction_type == TransactionType::Sale);
         let mut held = HashMap::new();
         let mut accepted: Vec<Transaction> = Vec::new();
         for c in sales {
@@ -495,7 +497,7 @@ fn check_partner(r: &mut RowCheck) -> Option<Partner> {
         partner_name: partner_name?,
         country_code: country_code?,
         partner_type: partner_type?,
-        network_registered_on: network_registered_on.ok()?,
+        network_registered_on: network_registered_on?,
     })
 }
 
@@ -506,13 +508,13 @@ fn check_agreement(r: &mut RowCheck, ctx: &Context) -> Option<Agreement> {
     let agreement_type = r.one_of(2, &AgreementType::VALUES, Code::BadEnum);
     let start_date = r.date(3);
     let end_date = r.opt_date(4);
-    date_range(r, 4, start_date, end_date.ok().flatten());
+    date_range(r, 4, start_date, end_date.flatten());
     Some(Agreement {
         agreement_id: agreement_id?,
         partner_id: partner_id?,
         agreement_type: agreement_type?,
         start_date: start_date?,
-        end_date: end_date.ok()?,
+        end_date: end_date?,
     })
 }
 
@@ -523,13 +525,13 @@ fn check_competency(r: &mut RowCheck, ctx: &Context) -> Option<Competency> {
     let level = r.one_of(2, &Level::VALUES, Code::BadEnum);
     let start_date = r.date(3);
     let end_date = r.opt_date(4);
-    date_range(r, 4, start_date, end_date.ok().flatten());
+    date_range(r, 4, start_date, end_date.flatten());
     Some(Competency {
         partner_id: partner_id?,
         competency: competency?,
         level: level?,
         start_date: start_date?,
-        end_date: end_date.ok()?,
+        end_date: end_date?,
     })
 }
 

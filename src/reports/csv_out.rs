@@ -53,10 +53,17 @@ mod tests {
         let t = Table {
             name: "t",
             columns: vec![
-                ("text", Values::Text(vec![Some("-1.0".into()), Some("=1+1".into()), Some("a,b".into()), None])),
+                (
+                    "text",
+                    Values::Text(vec![Some("-1.0".into()), Some("=1+1".into()), Some("a,b".into()), None]),
+                ),
                 (
                     "money",
-                    Values::Decimal { values: vec![Some(-1250), Some(0), Some(5), None], scale: 2, csv_scales: None },
+                    Values::Decimal {
+                        values: vec![Some(-1250), Some(0), Some(5), None],
+                        scale: 2,
+                        csv_scales: None,
+                    },
                 ),
                 (
                     "minor",

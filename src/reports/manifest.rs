@@ -80,10 +80,16 @@ impl Manifest {
                 )
             })
             .collect();
-        let ignored =
-            ingest.ignored.iter().map(|i| Listed { path: i.path.clone(), reason: i.reason.clone() }).collect();
-        let skipped =
-            ingest.skipped.iter().map(|s| Listed { path: s.path.clone(), reason: s.reason.clone() }).collect();
+        let ignored = ingest
+            .ignored
+            .iter()
+            .map(|i| Listed { path: i.path.clone(), reason: i.reason.clone() })
+            .collect();
+        let skipped = ingest
+            .skipped
+            .iter()
+            .map(|s| Listed { path: s.path.clone(), reason: s.reason.clone() })
+            .collect();
         let totals = Totals {
             rows_read: ingest.rows_read(),
             accepted: ingest.rows_accepted(),

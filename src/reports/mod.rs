@@ -17,7 +17,11 @@ pub enum Values {
     /// Exact decimals in units of 10^-`scale` (parquet Decimal(18, scale)). `csv_scales`
     /// gives a per-row number of CSV fraction digits (a currency's minor unit) when it is not
     /// `scale`.
-    Decimal { values: Vec<Option<i128>>, scale: u32, csv_scales: Option<Vec<u32>> },
+    Decimal {
+        values: Vec<Option<i128>>,
+        scale: u32,
+        csv_scales: Option<Vec<u32>>,
+    },
     Date(Vec<Option<NaiveDate>>),
     Bool(Vec<Option<bool>>),
     /// Reason codes: `;`-joined in CSV, a list of strings in parquet.
