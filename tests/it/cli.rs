@@ -1,0 +1,156 @@
+//! The binary as a user meets it: exit codes, what `validate` prints, what `run` writes.
+
+use crate::common::*;
+
+#[test]
+fn validate_on_the_sample_lists_each_bad_row_and_reconciles() {
+    let o = incentives(&["validate", "--date", "2026-08-31"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("run date 2026-08-31"), "{out}");
+    assert!(
+        out.contains("transactions     transactions/2026-07-15.csv row 14: amount \"1,000.00\" BAD_DECIMAL"),
+        "{out}"
+    );
+    assert!(
+        out.contains("partners         partners/2026-07-01.csv row 31: country_code \"XX\" BAD_COUNTRY"),
+        "{out}"
+    );
+    assert!(out.contains("reconciliation (rows read = accepted + rejected)"), "{out}");
+}
+
+#[test]
+fn the_default_run_date_is_the_newest_delivery() {
+    let o = incentives(&["validate", "-q"]);
+    assert!(o.status.success());
+    let o = incentives(&["validate"]);
+    assert!(stdout(&o).contains("run date 2026-11-01 (the newest delivery date)"), "{}", stdout(&o));
+}
+
+#[test]
+fn strict_exits_1_when_rows_are_rejected() {
+    let o = incentives(&["validate", "--strict", "-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("rejected and --strict"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_clean_zone_passes_strict() {
+    let z = Zone::new();
+    z.put(
+        "transactions/2026-09-01.csv",
+        format!("{TX_HEADER}T1,2026-09-01,sale,,P1,,C1,S1,azure,1,10.00,USD\n"),
+    );
+    let o = incentives(&["validate", "--strict", "--input", z.path()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn invalid_programs_exit_78_listing_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.toml"), "id = \"a\"\nrate = 1\n").unwrap();
+    std::fs::write(dir.path().join("b.toml"), "id = [\n").unwrap();
+    let o = incentives(&["validate", "--programs", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(78));
+    let err = stderr(&o);
+    for expected in [
+        "a.toml: rate: unknown field",
+        "a.toml: name: missing field",
+        "a.toml: levers: missing field",
+        "b.toml: not valid TOML",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in {err}");
+    }
+}
+
+#[test]
+fn bad_run_date_is_quoted() {
+    let o = incentives(&["validate", "--date", "2026-13-01"]);
+    assert_eq!(o.status.code(), Some(2), "clap usage errors exit 2");
+    assert!(stderr(&o).contains("invalid run date '2026-13-01': expected YYYY-MM-DD"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_unreadable_file_exits_2_naming_it_and_keep_going_skips_it() {
+    let z = Zone::new();
+    z.put(
+        "transactions/2026-09-01.csv",
+        format!("{TX_HEADER}T1,2026-09-01,sale,,P1,,C1,S1,azure,1,10.00,USD\n"),
+    );
+    z.put("transactions/2026-09-02.parquet", b"garbage");
+    let o = incentives(&["validate", "--input", z.path()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("transactions/2026-09-02.parquet"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--keep-going"), "{}", stderr(&o));
+
+    let out = tempfile::tempdir().unwrap();
+    let o =
+        incentives(&["run", "--keep-going", "--input", z.path(), "--output", out.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("skipped transactions/2026-09-02.parquet"), "{}", stdout(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("runs/2026-09-02/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["skipped"][0]["path"], "transactions/2026-09-02.parquet");
+    assert!(manifest["inputs"].get("transactions/2026-09-02.parquet").is_none());
+}
+
+#[test]
+fn a_missing_landing_zone_exits_2() {
+    let o = incentives(&["validate", "--input", "/no/such/landing"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/no/such/landing"));
+}
+
+#[test]
+fn run_writes_rejects_and_a_manifest_that_reconciles_and_repeats_byte_for_byte() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let o = incentives(&["run", "--date", "2026-10-03", "--output", out_dir, "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv_path = out.path().join("rejects/run_date=2026-10-03/rejects.csv");
+    let parquet_path = out.path().join("rejects/run_date=2026-10-03/part-0.parquet");
+    let first = (std::fs::read(&csv_path).unwrap(), std::fs::read(&parquet_path).unwrap());
+    let csv = String::from_utf8(first.0.clone()).unwrap();
+    assert!(csv.starts_with("run_date,feed,file,row,field,value,reason\n"));
+    assert!(csv.contains("2026-10-03,transactions,transactions/2026-07-15.csv,24,,5,BAD_RECORD\n"), "{csv}");
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("runs/2026-10-03/manifest.json")).unwrap())
+            .unwrap();
+    let mut total = (0, 0, 0);
+    for (path, f) in manifest["inputs"].as_object().unwrap() {
+        let (r, a, j) =
+            (f["rows"].as_u64().unwrap(), f["accepted"].as_u64().unwrap(), f["rejected"].as_u64().unwrap());
+        assert_eq!(r, a + j, "{path}");
+        assert_eq!(f["sha256"].as_str().unwrap().len(), 64);
+        total = (total.0 + r, total.1 + a, total.2 + j);
+    }
+    let t = &manifest["totals"];
+    assert_eq!(
+        (t["rows_read"].as_u64().unwrap(), t["accepted"].as_u64().unwrap(), t["rejected"].as_u64().unwrap()),
+        total
+    );
+    let rejected_rows: std::collections::BTreeSet<(String, String)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut c = l.split(',');
+            (c.nth(2).unwrap().to_string(), c.next().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(rejected_rows.len() as u64, total.2, "one rejected row per (file, row) in the report");
+    assert_eq!(
+        manifest["outputs"]["rejects/run_date=2026-10-03/rejects.csv"]["rows"],
+        csv.lines().count() as u64 - 1
+    );
+    assert!(manifest["data_as_of"] == "2026-10-03");
+
+    let o = incentives(&["run", "--date", "2026-10-03", "--output", out_dir, "-q"]);
+    assert!(o.status.success());
+    assert_eq!(
+        (std::fs::read(&csv_path).unwrap(), std::fs::read(&parquet_path).unwrap()),
+        first,
+        "byte-identical"
+    );
+}

@@ -1,0 +1,95 @@
+//! Test helpers: hand-written landing zones in temporary folders, and short ways to look at
+//! what ingestion made of them.
+
+use std::process::{Command, Output};
+
+use incentives::feeds::{Ingest, Landing, ingest};
+use incentives::store::Store;
+
+pub fn date(s: &str) -> chrono::NaiveDate {
+    s.parse().unwrap()
+}
+
+/// A landing zone in a temporary folder.
+pub struct Zone {
+    pub dir: tempfile::TempDir,
+}
+
+pub const PARTNERS: &str = "partner_id,partner_name,country_code,partner_type,network_registered_on\n\
+P1,Acme,US,direct_reseller,\n\
+P2,Dist,DE,indirect_provider,2025-01-01\n\
+P3,Small,FR,indirect_reseller,2025-01-01\n";
+
+pub const TX_HEADER: &str = "transaction_id,transaction_date,transaction_type,original_transaction_id,reseller_id,provider_id,customer_id,product_id,product_family,quantity,amount,currency\n";
+
+impl Zone {
+    /// An empty landing zone.
+    pub fn empty() -> Zone {
+        Zone { dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// Three partners (P1 direct reseller, P2 indirect provider, P3 indirect reseller) and
+    /// EUR rates for August and September 2026, delivered 2026-08-01.
+    pub fn new() -> Zone {
+        let z = Zone::empty();
+        z.put("partners/2026-08-01.csv", PARTNERS);
+        z.put(
+            "fx_rates/2026-08-01.csv",
+            "currency,month,usd_rate\nEUR,2026-08,1.10000000\nEUR,2026-09,1.12\n",
+        );
+        z
+    }
+
+    pub fn put(&self, rel: &str, content: impl AsRef<[u8]>) -> &Zone {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        self
+    }
+
+    pub fn path(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    pub fn try_ingest(&self, run_date: &str, keep_going: bool) -> incentives::Result<Ingest> {
+        let store = Store::open(self.path()).unwrap();
+        let landing = Landing::scan(&store).unwrap();
+        ingest(&store, &landing, date(run_date), keep_going)
+    }
+
+    pub fn ingest(&self, run_date: &str) -> Ingest {
+        let i = self.try_ingest(run_date, false).unwrap();
+        for f in &i.files {
+            assert_eq!(f.rows, f.accepted + f.rejected, "reconciliation of {}", f.path);
+        }
+        i
+    }
+}
+
+/// The rejects as `file:row field=value CODE` lines, in report order.
+pub fn rejects(i: &Ingest) -> Vec<String> {
+    i.rejects.iter().map(|r| format!("{}:{} {}={} {}", r.file, r.row, r.field, r.value, r.code)).collect()
+}
+
+/// Accepted transaction ids in the order ingestion keeps them.
+pub fn tx_ids(i: &Ingest) -> Vec<String> {
+    i.feeds.transactions.iter().map(|t| t.transaction_id.clone()).collect()
+}
+
+/// Runs the real binary.
+pub fn incentives(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_incentives"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("INCENTIVES_DATE")
+        .output()
+        .expect("the binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
