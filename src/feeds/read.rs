@@ -244,3 +244,80 @@ mod tests {
         assert!(err.contains("gzip"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod corruption {
+    //! Damaged files must come back as an error (or as rows), never as a panic.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parquet_sample() -> Vec<u8> {
+        use arrow::array::{ArrayRef, Date32Array, StringArray};
+        use std::sync::Arc;
+        let batch = arrow::record_batch::RecordBatch::try_from_iter([
+            ("user_id", Arc::new(StringArray::from(vec!["a@x", "b@x", "c@x"])) as ArrayRef),
+            ("partner_id", Arc::new(StringArray::from(vec!["P1", "P2", "P3"])) as ArrayRef),
+            ("role", Arc::new(StringArray::from(vec!["incentive_user"; 3])) as ArrayRef),
+            ("since", Arc::new(Date32Array::from(vec![1, 2, 3])) as ArrayRef),
+        ])
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        buf
+    }
+
+    fn gz_sample() -> Vec<u8> {
+        use std::io::Write;
+        let mut gz = Vec::new();
+        let mut e = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::default());
+        e.write_all(b"user_id,partner_id,role\na,P1,incentive_user\n\"b,c\",P2,incentive_admin\n").unwrap();
+        e.finish().unwrap();
+        gz
+    }
+
+    #[test]
+    fn every_truncation_of_a_parquet_file_is_an_error() {
+        let full = parquet_sample();
+        assert_eq!(
+            read_file(Feed::Users, Format::Parquet, &Bytes::from(full.clone())).unwrap().rows.len(),
+            3
+        );
+        for len in 0..full.len() {
+            let r = read_file(Feed::Users, Format::Parquet, &Bytes::copy_from_slice(&full[..len]));
+            assert!(r.is_err(), "a parquet file cut at {len} bytes was read");
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_a_gzip_file_is_an_error() {
+        let full = gzip_sample_len_check();
+        for len in 0..full.len() {
+            let r = read_file(Feed::Users, Format::CsvGz, &Bytes::copy_from_slice(&full[..len]));
+            assert!(r.is_err(), "a gzip file cut at {len} bytes was read");
+        }
+    }
+
+    fn gzip_sample_len_check() -> Vec<u8> {
+        let g = gz_sample();
+        assert_eq!(read_file(Feed::Users, Format::CsvGz, &Bytes::from(g.clone())).unwrap().rows.len(), 2);
+        g
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn flipped_bytes_never_panic(pos in any::<prop::sample::Index>(), byte in any::<u8>(), which in 0..3usize) {
+            let mut data = match which {
+                0 => parquet_sample(),
+                1 => gz_sample(),
+                _ => b"user_id,partner_id,role\na,P1,incentive_user\n\"b\nc\",P2,x\n".to_vec(),
+            };
+            let i = pos.index(data.len());
+            data[i] = byte;
+            let format = [Format::Parquet, Format::CsvGz, Format::Csv][which];
+            let _ = read_file(Feed::Users, format, &Bytes::from(data));
+        }
+    }
+}
