@@ -16,16 +16,17 @@ use crate::feeds::cells::{RATE_SCALE, parse_date};
 use crate::feeds::tables::PartnerType;
 use crate::store::Store;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EarningPeriod {
     Month,
     Quarter,
 }
 
+/// Ordered as their names sort (`coop` before `rebate`), as the reports are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EarningType {
-    Rebate,
     Coop,
+    Rebate,
 }
 
 impl EarningType {

@@ -10,6 +10,7 @@ pub mod decimal;
 pub mod error;
 pub mod feeds;
 pub mod reports;
+pub mod rules;
 pub mod run;
 pub mod store;
 

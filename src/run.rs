@@ -11,7 +11,8 @@ use crate::config::{self, Program};
 use crate::error::{Error, Result};
 use crate::feeds::{self, Ingest, Landing};
 use crate::reports::manifest::{Manifest, Output, ProgramFile};
-use crate::reports::{Table, csv_out, parquet_out, rejects};
+use crate::reports::{Table, csv_out, exports, parquet_out, rejects, tables};
+use crate::rules;
 use crate::store::Store;
 
 /// What a run is asked to do (the command line, as data).
@@ -73,17 +74,32 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let out = Store::create(&opts.output)?;
     let d = outcome.run_date;
     let metadata = [("program_version", env!("CARGO_PKG_VERSION").to_string()), ("run_date", d.to_string())];
-    let mut outputs = BTreeMap::new();
-    let tables = [rejects::table(d, &outcome.ingest.rejects)];
+    let data_as_of = outcome.ingest.data_as_of();
+    let feeds = &outcome.ingest.feeds;
+    let results = rules::evaluate(feeds, &outcome.programs, d)?;
+    let tables = [
+        tables::eligibility(d, &results),
+        tables::earnings(d, &results),
+        tables::unearned(d, &results),
+        tables::payouts(d, &results),
+        tables::dashboard(d, data_as_of, &results),
+        rejects::table(d, &outcome.ingest.rejects),
+    ];
+    let mut files: Vec<(String, u64, Vec<u8>)> = Vec::new();
     for table in &tables {
         for (path, bytes) in report_files(table, d, &metadata)? {
-            outputs.insert(
-                path.clone(),
-                Output { rows: table.rows() as u64, sha256: feeds::validate::hex(&Sha256::digest(&bytes)) },
-            );
-            out.put(&path, bytes)?;
-            outcome.written.push(path);
+            files.push((path, table.rows() as u64, bytes));
         }
+    }
+    let mut partner_ids: Vec<&str> = feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
+    partner_ids.sort_unstable();
+    let table_refs: Vec<&Table> = tables.iter().collect();
+    files.extend(exports::export_files(d, &partner_ids, &feeds.users, &table_refs));
+    let mut outputs = BTreeMap::new();
+    for (path, rows, bytes) in files {
+        outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::hex(&Sha256::digest(&bytes)) });
+        out.put(&path, bytes)?;
+        outcome.written.push(path);
     }
     let (inputs, ignored, skipped, totals) = Manifest::inputs(&outcome.ingest);
     let manifest = Manifest {

@@ -2,9 +2,11 @@
 //! [`Table`] of typed columns and written in both formats, so the two can never disagree.
 
 pub mod csv_out;
+pub mod exports;
 pub mod manifest;
 pub mod parquet_out;
 pub mod rejects;
+pub mod tables;
 
 use chrono::NaiveDate;
 
@@ -55,5 +57,41 @@ pub struct Table {
 impl Table {
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |(_, v)| v.len())
+    }
+
+    /// The same report with only the rows at `rows` (in that order).
+    pub fn select(&self, rows: &[usize]) -> Table {
+        fn pick<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
+            rows.iter().map(|&i| v[i].clone()).collect()
+        }
+        let columns = self
+            .columns
+            .iter()
+            .map(|(name, values)| {
+                let v = match values {
+                    Values::Text(v) => Values::Text(pick(v, rows)),
+                    Values::Int(v) => Values::Int(pick(v, rows)),
+                    Values::Decimal { values, scale, csv_scales } => Values::Decimal {
+                        values: pick(values, rows),
+                        scale: *scale,
+                        csv_scales: csv_scales.as_ref().map(|s| pick(s, rows)),
+                    },
+                    Values::Date(v) => Values::Date(pick(v, rows)),
+                    Values::Bool(v) => Values::Bool(pick(v, rows)),
+                    Values::List(v) => Values::List(pick(v, rows)),
+                };
+                (*name, v)
+            })
+            .collect();
+        Table { name: self.name, columns }
+    }
+
+    /// The text cells of the column `name` (`None` for nulls); panics if it is not a text
+    /// column of this report (a bug).
+    pub fn text_column(&self, name: &str) -> &[Option<String>] {
+        match self.columns.iter().find(|(n, _)| *n == name) {
+            Some((_, Values::Text(v))) => v,
+            _ => panic!("{} has no text column {name}", self.name),
+        }
     }
 }

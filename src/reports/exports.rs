@@ -1,0 +1,128 @@
+//! Per-partner exports (reports.md "Per-partner exports and who may read them"): one folder per
+//! accepted partner with its own rows only, and `access.csv` saying which of its users may
+//! open which file. A partner id is data, never a path: the folder name percent-encodes every
+//! byte outside `[A-Za-z0-9._~-]`, so `../x` becomes `..%2Fx` and cannot leave the folder.
+
+use std::collections::HashMap;
+
+use super::{Table, Values, csv_out};
+use crate::feeds::tables::{Role, User};
+
+/// The reports each partner gets, by name, in the folder.
+pub const EXPORTED: [&str; 4] = ["earnings", "unearned", "payouts", "dashboard"];
+
+/// Folder name of a partner: `partner_id=` and the percent-encoded id.
+pub fn folder_name(partner_id: &str) -> String {
+    let mut s = String::from("partner_id=");
+    for b in partner_id.bytes() {
+        if b.is_ascii_alphanumeric() || b"._~-".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+/// The files a role may open.
+fn may_open(role: Role, file: &str) -> bool {
+    role == Role::IncentiveAdmin || file != "payouts.csv"
+}
+
+/// The `access.csv` table of one partner.
+fn access(partner_id: &str, users: &[&User]) -> Table {
+    let mut files: Vec<String> = EXPORTED.iter().map(|r| format!("{r}.csv")).collect();
+    files.push("access.csv".into());
+    files.sort();
+    let mut rows: Vec<(&str, Role, &str)> = Vec::new();
+    for u in users {
+        for f in &files {
+            if may_open(u.role, f) {
+                rows.push((&u.user_id, u.role, f));
+            }
+        }
+    }
+    rows.sort_by(|a, b| (a.0, a.2).cmp(&(b.0, b.2)));
+    let text =
+        |f: &dyn Fn(&(&str, Role, &str)) -> String| Values::Text(rows.iter().map(|r| Some(f(r))).collect());
+    Table {
+        name: "access",
+        columns: vec![
+            ("partner_id", text(&|_| partner_id.to_string())),
+            ("user_id", text(&|r| r.0.to_string())),
+            ("role", text(&|r| r.1.as_str().to_string())),
+            ("file", text(&|r| r.2.to_string())),
+        ],
+    }
+}
+
+/// Every export file: `(path relative to the output, rows, CSV bytes)`, for every partner in
+/// `partner_ids`. `reports` must include the four exported reports.
+pub fn export_files(
+    run_date: chrono::NaiveDate,
+    partner_ids: &[&str],
+    users: &[User],
+    reports: &[&Table],
+) -> Vec<(String, u64, Vec<u8>)> {
+    // Row indexes of each partner in each exported report, found in one pass per report.
+    let mut index: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for t in reports.iter().filter(|t| EXPORTED.contains(&t.name)) {
+        for (i, id) in t.text_column("partner_id").iter().enumerate() {
+            index.entry((t.name, id.as_deref().unwrap_or_default())).or_default().push(i);
+        }
+    }
+    let mut users_of: HashMap<&str, Vec<&User>> = HashMap::new();
+    for u in users {
+        users_of.entry(&u.partner_id).or_default().push(u);
+    }
+    let mut out = Vec::new();
+    for &id in partner_ids {
+        let dir = format!("exports/run_date={run_date}/{}", folder_name(id));
+        for t in reports.iter().filter(|t| EXPORTED.contains(&t.name)) {
+            let rows = index.get(&(t.name, id)).map(Vec::as_slice).unwrap_or_default();
+            out.push((format!("{dir}/{}.csv", t.name), rows.len() as u64, csv_out::to_csv(&t.select(rows))));
+        }
+        let users = users_of.get(id).map(Vec::as_slice).unwrap_or_default();
+        let access = access(id, users);
+        out.push((format!("{dir}/access.csv"), access.rows() as u64, csv_out::to_csv(&access)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_encoded_so_they_cannot_escape_or_collide() {
+        assert_eq!(folder_name("P-1_a.b~"), "partner_id=P-1_a.b~");
+        assert_eq!(folder_name("../x"), "partner_id=..%2Fx");
+        assert_eq!(folder_name("a/b"), "partner_id=a%2Fb");
+        assert_eq!(folder_name("a%2Fb"), "partner_id=a%252Fb", "an id that looks encoded stays distinct");
+        assert_eq!(folder_name("é"), "partner_id=%C3%A9");
+        assert_eq!(folder_name("=1+1"), "partner_id=%3D1%2B1");
+    }
+
+    #[test]
+    fn admins_see_everything_users_all_but_payouts() {
+        let users = [
+            User { user_id: "b@x".into(), partner_id: "P".into(), role: Role::IncentiveUser },
+            User { user_id: "a@x".into(), partner_id: "P".into(), role: Role::IncentiveAdmin },
+        ];
+        let refs: Vec<&User> = users.iter().collect();
+        let text = String::from_utf8(csv_out::to_csv(&access("P", &refs))).unwrap();
+        assert_eq!(
+            text,
+            "partner_id,user_id,role,file\n\
+             P,a@x,incentive_admin,access.csv\nP,a@x,incentive_admin,dashboard.csv\n\
+             P,a@x,incentive_admin,earnings.csv\nP,a@x,incentive_admin,payouts.csv\n\
+             P,a@x,incentive_admin,unearned.csv\n\
+             P,b@x,incentive_user,access.csv\nP,b@x,incentive_user,dashboard.csv\n\
+             P,b@x,incentive_user,earnings.csv\nP,b@x,incentive_user,unearned.csv\n"
+        );
+        assert_eq!(
+            String::from_utf8(csv_out::to_csv(&access("P", &[]))).unwrap(),
+            "partner_id,user_id,role,file\n"
+        );
+    }
+}

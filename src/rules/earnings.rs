@@ -1,0 +1,248 @@
+//! Earnings (rules.md "Which transactions a program considers", "Earnings", "Periods",
+//! "Tiers"): which lines a program has, what each earns, exactly, and which period it is
+//! booked to. Sales that earn nothing become unearned lines with every failing reason.
+//!
+//! All money is exact: amount (10^-4) × usd_rate (10^-8) × rate (10^-8) is an `i128` at scale
+//! 10^-20, rounded once, half away from zero, to the currency's minor unit or to cents.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+
+use super::eligibility::{Reason, References, Requirements};
+use super::periods::Period;
+use crate::config::{Lever, Program};
+use crate::decimal::{self, rescale_round};
+use crate::error::{Error, Result};
+use crate::feeds::cells::{AMOUNT_SCALE, RATE_SCALE, currency_minor_digits, month_of};
+use crate::feeds::tables::{FxRate, PartnerType, Transaction, TransactionType};
+
+/// USD has rate 1.
+const USD_RATE: i128 = decimal::pow10(RATE_SCALE);
+/// Cents.
+pub const USD_SCALE: u32 = 2;
+
+/// Exchange rates by (currency, first day of month), in units of 10^-8.
+pub struct Rates<'a>(HashMap<(&'a str, NaiveDate), i128>);
+
+impl<'a> Rates<'a> {
+    pub fn new(rates: &'a [FxRate]) -> Rates<'a> {
+        Rates(rates.iter().map(|r| ((r.currency.as_str(), r.month), r.usd_rate)).collect())
+    }
+
+    /// The rate of the transaction's own month.
+    pub fn of(&self, t: &Transaction) -> Result<i128> {
+        if t.currency == "USD" {
+            return Ok(USD_RATE);
+        }
+        self.0.get(&(t.currency.as_str(), month_of(t.transaction_date))).copied().ok_or_else(|| {
+            Error::Internal(format!("accepted transaction {} has no {} rate", t.transaction_id, t.currency))
+        })
+    }
+}
+
+/// One earning line: a considered sale that earned, or a refund of one.
+#[derive(Debug, Clone)]
+pub struct Line<'a> {
+    pub tx: &'a Transaction,
+    /// The earner (reseller or provider, by program type).
+    pub partner_id: &'a str,
+    pub lever: &'a Lever,
+    pub transaction_period: Period,
+    /// The period the line counts in: its transaction period, or for a late line the period
+    /// of its delivery date (`PRIOR_PERIOD`).
+    pub booked: Period,
+    pub late: bool,
+    /// 10^-8.
+    pub usd_rate: i128,
+    /// Cents.
+    pub amount_usd: i128,
+    /// 10^-8: the tier rate of the sale's partner and period (a refund's original's).
+    pub rate: i128,
+    /// Minor digits of the transaction currency.
+    pub minor: u32,
+    /// In minor units of the transaction currency.
+    pub earning: i128,
+    /// Cents.
+    pub earning_usd: i128,
+}
+
+/// A considered sale that earned nothing, and every reason why on its date.
+#[derive(Debug, Clone)]
+pub struct Unearned<'a> {
+    pub tx: &'a Transaction,
+    pub partner_id: &'a str,
+    pub lever: &'a Lever,
+    pub reasons: Vec<Reason>,
+}
+
+/// What one program earns.
+#[derive(Debug, Default)]
+pub struct ProgramEarnings<'a> {
+    pub lines: Vec<Line<'a>>,
+    pub unearned: Vec<Unearned<'a>>,
+    /// Latest transaction date of the lines the program considered, per partner (unearned
+    /// sales and refunds of them included).
+    pub last_transaction: HashMap<&'a str, NaiveDate>,
+}
+
+fn mul(a: i128, b: i128, tx: &Transaction) -> Result<i128> {
+    a.checked_mul(b).ok_or_else(|| {
+        Error::Internal(format!("transaction {}: amount too large to compute exactly", tx.transaction_id))
+    })
+}
+
+/// The earner of `t` for a program paying `partner_type`.
+pub fn earner(t: &Transaction, partner_type: PartnerType) -> Option<&str> {
+    match partner_type {
+        PartnerType::IndirectProvider => t.provider_id.as_deref(),
+        PartnerType::DirectReseller | PartnerType::IndirectReseller => Some(&t.reseller_id),
+    }
+}
+
+/// The lever's rate for a period revenue (cents): the highest tier reached, else its own.
+pub fn tier_rate(lever: &Lever, revenue_cents: i128) -> i128 {
+    lever
+        .tiers
+        .iter()
+        .rev()
+        .find(|t| revenue_cents >= t.min_period_revenue_usd)
+        .map_or(lever.rate, |t| t.rate)
+}
+
+/// A line before its rate is known.
+struct Pending<'a> {
+    tx: &'a Transaction,
+    partner_id: &'a str,
+    lever: &'a Lever,
+    /// For a refund: the transaction period of its original sale (which fixes the rate).
+    original_period: Option<Period>,
+}
+
+/// Computes the earning lines and unearned sales of `program`. `transactions` are the accepted
+/// ones in the order of feeds.md (sales, then refunds in the order they were checked).
+pub fn earnings<'a>(
+    program: &'a Program,
+    transactions: &'a [Transaction],
+    refs: &References<'a>,
+    rates: &Rates,
+) -> Result<ProgramEarnings<'a>> {
+    let lever_of: HashMap<&str, &Lever> =
+        program.levers.iter().flat_map(|l| l.product_families.iter().map(move |f| (f.as_str(), l))).collect();
+    let kind = program.earning_period;
+    let mut out = ProgramEarnings::default();
+    let mut requirements: HashMap<&str, Requirements> = HashMap::new();
+    // Considered sales: (earner, lever, earned, transaction period).
+    let mut considered: HashMap<&str, (&str, &Lever, bool, Period)> = HashMap::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let touch = |last: &mut HashMap<&'a str, NaiveDate>, p: &'a str, d: NaiveDate| {
+        last.entry(p).and_modify(|x| *x = (*x).max(d)).or_insert(d);
+    };
+
+    for t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
+        let Some(partner_id) = earner(t, program.partner_type) else { continue };
+        let Some(partner) = refs.partners.get(partner_id) else { continue };
+        let Some(&lever) = lever_of.get(t.product_family.as_str()) else { continue };
+        if partner.partner_type != program.partner_type
+            || t.transaction_date < program.start
+            || t.transaction_date > program.end
+        {
+            continue;
+        }
+        let partner_id: &'a str = partner.partner_id.as_str();
+        touch(&mut out.last_transaction, partner_id, t.transaction_date);
+        let req = requirements.entry(partner_id).or_insert_with(|| Requirements::new(program, partner, refs));
+        let reasons = req.failing(t.transaction_date);
+        let earned = reasons.is_empty();
+        let period = Period::containing(t.transaction_date, kind);
+        considered.insert(&t.transaction_id, (partner_id, lever, earned, period));
+        if earned {
+            pending.push(Pending { tx: t, partner_id, lever, original_period: None });
+        } else {
+            out.unearned.push(Unearned { tx: t, partner_id, lever, reasons });
+        }
+    }
+    for t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Refund) {
+        let original = t.original_transaction_id.as_deref().unwrap_or_default();
+        let Some(&(partner_id, lever, earned, period)) = considered.get(original) else { continue };
+        touch(&mut out.last_transaction, partner_id, t.transaction_date);
+        if earned {
+            pending.push(Pending { tx: t, partner_id, lever, original_period: Some(period) });
+        }
+    }
+
+    // Amounts in USD and periods; then the period revenue of tiered levers (on-time lines).
+    struct Placed {
+        transaction_period: Period,
+        booked: Period,
+        late: bool,
+        usd_rate: i128,
+        amount_usd: i128,
+    }
+    let mut placed = Vec::with_capacity(pending.len());
+    let mut revenue: HashMap<(&str, &str, Period), i128> = HashMap::new();
+    for p in &pending {
+        let tp = Period::containing(p.tx.transaction_date, kind);
+        let late = p.tx.delivery_date > tp.last_on_time_delivery();
+        let booked = if late { Period::containing(p.tx.delivery_date, kind) } else { tp };
+        let usd_rate = rates.of(p.tx)?;
+        let amount_usd =
+            rescale_round(mul(p.tx.amount, usd_rate, p.tx)?, AMOUNT_SCALE + RATE_SCALE, USD_SCALE);
+        if !p.lever.tiers.is_empty() && !late {
+            *revenue.entry((p.partner_id, p.lever.name.as_str(), tp)).or_default() += amount_usd;
+        }
+        placed.push(Placed { transaction_period: tp, booked, late, usd_rate, amount_usd });
+    }
+    let rate_for = |partner: &str, lever: &Lever, period: Period| -> i128 {
+        let r = revenue.get(&(partner, lever.name.as_str(), period)).copied().unwrap_or(0);
+        tier_rate(lever, r)
+    };
+
+    // Cumulative clawback state per refunded sale: exact sums and what was already booked.
+    #[derive(Default)]
+    struct Clawed {
+        exact: i128,
+        exact_usd: i128,
+        booked: i128,
+        booked_usd: i128,
+    }
+    let mut clawed: HashMap<&str, Clawed> = HashMap::new();
+    const LOCAL_SCALE: u32 = AMOUNT_SCALE + RATE_SCALE;
+    const FULL_SCALE: u32 = AMOUNT_SCALE + 2 * RATE_SCALE;
+    for (p, pl) in pending.into_iter().zip(placed) {
+        let t = p.tx;
+        let minor = currency_minor_digits(&t.currency)
+            .ok_or_else(|| Error::Internal(format!("accepted currency {} has no minor unit", t.currency)))?;
+        let rate = rate_for(p.partner_id, p.lever, p.original_period.unwrap_or(pl.transaction_period));
+        let local = mul(t.amount, rate, t)?;
+        let full = mul(mul(t.amount, pl.usd_rate, t)?, rate, t)?;
+        let (earning, earning_usd) = match p.original_period {
+            None => (rescale_round(local, LOCAL_SCALE, minor), rescale_round(full, FULL_SCALE, USD_SCALE)),
+            Some(_) => {
+                let c = clawed.entry(t.original_transaction_id.as_deref().unwrap_or_default()).or_default();
+                c.exact += local;
+                c.exact_usd += full;
+                let total = rescale_round(c.exact, LOCAL_SCALE, minor);
+                let total_usd = rescale_round(c.exact_usd, FULL_SCALE, USD_SCALE);
+                let line = (total - c.booked, total_usd - c.booked_usd);
+                (c.booked, c.booked_usd) = (total, total_usd);
+                line
+            }
+        };
+        out.lines.push(Line {
+            tx: t,
+            partner_id: p.partner_id,
+            lever: p.lever,
+            transaction_period: pl.transaction_period,
+            booked: pl.booked,
+            late: pl.late,
+            usd_rate: pl.usd_rate,
+            amount_usd: pl.amount_usd,
+            rate,
+            minor,
+            earning,
+            earning_usd,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,193 @@
+//! Eligibility (rules.md "Eligibility"): each requirement of a partner for a program is the set
+//! of days on which it holds; a partner is eligible on the days in all of them. A sale is judged
+//! on its own transaction date, the eligibility report on the run date.
+
+use std::collections::HashMap;
+
+use chrono::{Days, NaiveDate};
+
+use super::intervals::DaySet;
+use crate::config::Program;
+use crate::feeds::Feeds;
+use crate::feeds::tables::{AgreementType, Partner, PartnerType, TransactionType};
+
+/// Why a partner is not eligible on a day, in the order of the rules table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    OutsideProgramPeriod,
+    NoNetworkAgreement,
+    NoDistributorAgreement,
+    NoResellerAgreement,
+    NotNetworkRegistered,
+    NotInvited,
+    NoCompetency,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::OutsideProgramPeriod => "OUTSIDE_PROGRAM_PERIOD",
+            Reason::NoNetworkAgreement => "NO_NETWORK_AGREEMENT",
+            Reason::NoDistributorAgreement => "NO_DISTRIBUTOR_AGREEMENT",
+            Reason::NoResellerAgreement => "NO_RESELLER_AGREEMENT",
+            Reason::NotNetworkRegistered => "NOT_NETWORK_REGISTERED",
+            Reason::NotInvited => "NOT_INVITED",
+            Reason::NoCompetency => "NO_COMPETENCY",
+        }
+    }
+}
+
+/// What eligibility needs from the reference feeds, indexed by partner.
+pub struct References<'a> {
+    pub partners: HashMap<&'a str, &'a Partner>,
+    agreements: HashMap<(&'a str, AgreementType), DaySet>,
+    competencies: HashMap<&'a str, DaySet>,
+    /// First accepted sale (any family, any date) of each partner as reseller.
+    first_sale_as_reseller: HashMap<&'a str, NaiveDate>,
+    /// Latest accepted sale of each partner as reseller and as provider.
+    latest_sale_as_reseller: HashMap<&'a str, NaiveDate>,
+    latest_sale_as_provider: HashMap<&'a str, NaiveDate>,
+}
+
+impl<'a> References<'a> {
+    pub fn new(feeds: &'a Feeds) -> References<'a> {
+        let mut agreements: HashMap<(&str, AgreementType), Vec<_>> = HashMap::new();
+        for a in &feeds.agreements {
+            agreements.entry((&a.partner_id, a.agreement_type)).or_default().push((a.start_date, a.end_date));
+        }
+        let mut competencies: HashMap<&str, Vec<_>> = HashMap::new();
+        for c in &feeds.competencies {
+            competencies.entry(&c.partner_id).or_default().push((c.start_date, c.end_date));
+        }
+        let mut first_sale_as_reseller: HashMap<&str, NaiveDate> = HashMap::new();
+        let mut latest_sale_as_reseller: HashMap<&str, NaiveDate> = HashMap::new();
+        let mut latest_sale_as_provider: HashMap<&str, NaiveDate> = HashMap::new();
+        for t in feeds.transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
+            let d = t.transaction_date;
+            first_sale_as_reseller.entry(&t.reseller_id).and_modify(|f| *f = (*f).min(d)).or_insert(d);
+            latest_sale_as_reseller.entry(&t.reseller_id).and_modify(|f| *f = (*f).max(d)).or_insert(d);
+            if let Some(p) = &t.provider_id {
+                latest_sale_as_provider.entry(p).and_modify(|f| *f = (*f).max(d)).or_insert(d);
+            }
+        }
+        References {
+            partners: feeds.partners.iter().map(|p| (p.partner_id.as_str(), p)).collect(),
+            agreements: agreements.into_iter().map(|(k, v)| (k, DaySet::union_of(v))).collect(),
+            competencies: competencies.into_iter().map(|(k, v)| (k, DaySet::union_of(v))).collect(),
+            first_sale_as_reseller,
+            latest_sale_as_reseller,
+            latest_sale_as_provider,
+        }
+    }
+
+    fn agreement(&self, partner: &str, t: AgreementType) -> DaySet {
+        self.agreements.get(&(partner, t)).cloned().unwrap_or_default()
+    }
+
+    /// An indirect reseller is invited the day after its first accepted sale as reseller.
+    pub fn invited_on(&self, partner: &str) -> Option<NaiveDate> {
+        self.first_sale_as_reseller.get(partner).map(|d| *d + Days::new(1))
+    }
+
+    /// At least one accepted sale as earner dated in [run date − 364 days, run date].
+    pub fn active_reseller(&self, partner: &Partner, run_date: NaiveDate) -> bool {
+        let latest = match partner.partner_type {
+            PartnerType::IndirectProvider => self.latest_sale_as_provider.get(partner.partner_id.as_str()),
+            _ => self.latest_sale_as_reseller.get(partner.partner_id.as_str()),
+        };
+        latest.is_some_and(|d| *d <= run_date && *d >= run_date - Days::new(364))
+    }
+}
+
+/// The requirements of one partner for one program, each as the days on which it holds.
+#[derive(Debug, Clone)]
+pub struct Requirements {
+    checks: Vec<(Reason, DaySet)>,
+}
+
+impl Requirements {
+    pub fn new(program: &Program, partner: &Partner, refs: &References) -> Requirements {
+        let id = partner.partner_id.as_str();
+        let mut checks = vec![
+            (Reason::OutsideProgramPeriod, DaySet::from(program.start, Some(program.end))),
+            (Reason::NoNetworkAgreement, refs.agreement(id, AgreementType::PartnerNetwork)),
+        ];
+        match partner.partner_type {
+            PartnerType::IndirectProvider => checks
+                .push((Reason::NoDistributorAgreement, refs.agreement(id, AgreementType::CloudDistributor))),
+            PartnerType::DirectReseller => {
+                checks.push((Reason::NoResellerAgreement, refs.agreement(id, AgreementType::CloudReseller)))
+            }
+            PartnerType::IndirectReseller => {
+                let registered =
+                    partner.network_registered_on.map(|d| DaySet::from(d, None)).unwrap_or_default();
+                checks.push((Reason::NotNetworkRegistered, registered));
+                let invited = refs.invited_on(id).map(|d| DaySet::from(d, None)).unwrap_or_default();
+                checks.push((Reason::NotInvited, invited));
+            }
+        }
+        checks.push((Reason::NoCompetency, refs.competencies.get(id).cloned().unwrap_or_default()));
+        Requirements { checks }
+    }
+
+    /// Every failing requirement on `d`, in the order of the rules table (empty = eligible).
+    pub fn failing(&self, d: NaiveDate) -> Vec<Reason> {
+        self.checks.iter().filter(|(_, days)| !days.contains(d)).map(|(r, _)| *r).collect()
+    }
+
+    /// The first day of the uninterrupted eligible stretch that includes `d` (never before the
+    /// program start, which is itself a requirement).
+    pub fn eligible_since(&self, d: NaiveDate) -> Option<NaiveDate> {
+        let mut all = self.checks[0].1.clone();
+        for (_, days) in &self.checks[1..] {
+            all = all.intersect(days);
+        }
+        all.stretch_start(d)
+    }
+}
+
+/// One row of the eligibility report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EligibilityRow {
+    pub program_id: String,
+    pub partner_id: String,
+    pub partner_name: String,
+    pub partner_type: PartnerType,
+    pub reasons: Vec<Reason>,
+    pub eligible_since: Option<NaiveDate>,
+    pub invited_on: Option<NaiveDate>,
+    pub active_reseller: bool,
+}
+
+impl EligibilityRow {
+    pub fn eligible(&self) -> bool {
+        self.reasons.is_empty()
+    }
+}
+
+/// The eligibility of every accepted partner of the program's type on the run date, sorted by
+/// partner id.
+pub fn eligibility(program: &Program, refs: &References, run_date: NaiveDate) -> Vec<EligibilityRow> {
+    let mut partners: Vec<&Partner> =
+        refs.partners.values().copied().filter(|p| p.partner_type == program.partner_type).collect();
+    partners.sort_by(|a, b| a.partner_id.cmp(&b.partner_id));
+    partners
+        .into_iter()
+        .map(|p| {
+            let req = Requirements::new(program, p, refs);
+            EligibilityRow {
+                program_id: program.id.clone(),
+                partner_id: p.partner_id.clone(),
+                partner_name: p.partner_name.clone(),
+                partner_type: p.partner_type,
+                reasons: req.failing(run_date),
+                eligible_since: req.eligible_since(run_date),
+                invited_on: match p.partner_type {
+                    PartnerType::IndirectReseller => refs.invited_on(&p.partner_id),
+                    _ => None,
+                },
+                active_reseller: refs.active_reseller(p, run_date),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,202 @@
+//! Payouts (rules.md "Payouts"): earnings grouped per partner, booked period and earning type;
+//! rebate periods released by a running balance against the program minimum, with holds from
+//! the payment profile; co-op available once its period closes. Also the dashboard totals.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+
+use super::earnings::Line;
+use super::periods::Period;
+use crate::config::{EarningType, Program};
+use crate::feeds::tables::PaymentProfile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Accruing,
+    CarriedForward,
+    OnHold,
+    Scheduled,
+    Available,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Accruing => "accruing",
+            Status::CarriedForward => "carried_forward",
+            Status::OnHold => "on_hold",
+            Status::Scheduled => "scheduled",
+            Status::Available => "available",
+        }
+    }
+}
+
+/// Why a released payout is held, in the order of the rules table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hold {
+    NoPaymentProfile,
+    BankNotVerified,
+    TaxNotVerified,
+}
+
+impl Hold {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hold::NoPaymentProfile => "NO_PAYMENT_PROFILE",
+            Hold::BankNotVerified => "BANK_NOT_VERIFIED",
+            Hold::TaxNotVerified => "TAX_NOT_VERIFIED",
+        }
+    }
+}
+
+/// The holds of a partner on the run date (its payment-profile snapshot).
+pub fn holds(profile: Option<&PaymentProfile>) -> Vec<Hold> {
+    match profile {
+        None => vec![Hold::NoPaymentProfile],
+        Some(p) => {
+            let mut h = Vec::new();
+            if !p.bank_verified {
+                h.push(Hold::BankNotVerified);
+            }
+            if !p.tax_verified {
+                h.push(Hold::TaxNotVerified);
+            }
+            h
+        }
+    }
+}
+
+/// One (partner, booked period, earning type) group of a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub partner_id: String,
+    pub period: Period,
+    pub earning_type: EarningType,
+    /// Sum of its lines' `earning_amount_usd`, in cents.
+    pub total_usd: i128,
+    pub status: Status,
+    pub hold_reasons: Vec<Hold>,
+    pub payout_id: Option<String>,
+    pub payment_date: Option<NaiveDate>,
+}
+
+/// A stable 20-hex-digit id from its parts.
+pub fn stable_id(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0x1f]);
+    }
+    crate::feeds::validate::hex(&h.finalize()[..10])
+}
+
+/// Groups the lines of one program and settles each group's status on `run_date`. Sorted by
+/// partner, period, earning type.
+pub fn payouts(
+    program: &Program,
+    lines: &[Line],
+    profiles: &HashMap<&str, &PaymentProfile>,
+    run_date: NaiveDate,
+) -> Vec<Group> {
+    let mut totals: BTreeMap<(&str, Period, EarningType), i128> = BTreeMap::new();
+    for l in lines {
+        *totals.entry((l.partner_id, l.booked, l.lever.earning_type)).or_default() += l.earning_usd;
+    }
+    let mut groups: Vec<Group> = totals
+        .into_iter()
+        .map(|((partner, period, earning_type), total_usd)| {
+            let closed = period.is_closed(run_date);
+            Group {
+                partner_id: partner.to_string(),
+                period,
+                earning_type,
+                total_usd,
+                status: match (earning_type, closed) {
+                    (_, false) => Status::Accruing,
+                    (EarningType::Coop, true) => Status::Available,
+                    (EarningType::Rebate, true) => Status::CarriedForward,
+                },
+                hold_reasons: Vec::new(),
+                payout_id: None,
+                payment_date: None,
+            }
+        })
+        .collect();
+    // The running balance over each partner's closed rebate periods, in date order (the
+    // BTreeMap above already sorted groups by partner, then period).
+    let mut i = 0;
+    while i < groups.len() {
+        let partner = groups[i].partner_id.clone();
+        let mut balance: i128 = 0;
+        let mut pending: Vec<usize> = Vec::new();
+        while i < groups.len() && groups[i].partner_id == partner {
+            let g = &groups[i];
+            if g.earning_type == EarningType::Rebate && g.status == Status::CarriedForward {
+                balance += g.total_usd;
+                pending.push(i);
+                if balance >= program.minimum_payout_usd {
+                    let releasing = g.period;
+                    let id = stable_id(&[&program.id, &partner, &releasing.label(), "rebate"]);
+                    let date = releasing.payment_date(program.payout_lag_months);
+                    let hold = holds(profiles.get(partner.as_str()).copied());
+                    for &j in &pending {
+                        let g = &mut groups[j];
+                        g.payout_id = Some(id.clone());
+                        g.payment_date = Some(date);
+                        g.status = if hold.is_empty() { Status::Scheduled } else { Status::OnHold };
+                        g.hold_reasons = hold.clone();
+                    }
+                    pending.clear();
+                    balance = 0;
+                }
+            }
+            i += 1;
+        }
+    }
+    groups
+}
+
+/// The month a rebate line is (expected to be) paid in: its payout's, once released; else the
+/// one it would be paid in if released when its period closes.
+pub fn estimated_payment_month(program: &Program, group: &Group) -> Option<NaiveDate> {
+    match group.earning_type {
+        EarningType::Coop => None,
+        EarningType::Rebate => {
+            Some(group.payment_date.unwrap_or_else(|| group.period.payment_date(program.payout_lag_months)))
+        }
+    }
+}
+
+/// The dashboard totals of one partner in one program, in cents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub earned: i128,
+    pub rebate: i128,
+    pub coop: i128,
+    pub scheduled: i128,
+    pub on_hold: i128,
+    pub carried_forward: i128,
+    pub accruing: i128,
+    pub coop_available: i128,
+}
+
+impl Totals {
+    /// Adds a group's total to the columns it belongs to.
+    pub fn add(&mut self, g: &Group) {
+        let t = g.total_usd;
+        self.earned += t;
+        match g.earning_type {
+            EarningType::Rebate => self.rebate += t,
+            EarningType::Coop => self.coop += t,
+        }
+        match g.status {
+            Status::Accruing => self.accruing += t,
+            Status::CarriedForward => self.carried_forward += t,
+            Status::OnHold => self.on_hold += t,
+            Status::Scheduled => self.scheduled += t,
+            Status::Available => self.coop_available += t,
+        }
+    }
+}
