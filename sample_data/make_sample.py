@@ -185,12 +185,14 @@ def day_batch(day, n):
 files = {}
 files["2026-07-15.csv"] = day_batch("2026-07-1%d" % rng.randint(0, 5), 12)
 files["2026-07-31.csv"] = day_batch("2026-07-30", 10)
-# exact half-cent rounding: 1234.5625 USD x 0.04 = 49.3825 -> 49.38; JPY and KWD sales
-files["2026-07-31.csv"].append(sale("2026-07-31", "DR01", None, "modern_work", "1234.5625"))
+# an exact half cent: 1000.1250 USD x 0.04 = 40.005 -> 40.01 (DR07 is in the US)
+files["2026-07-31.csv"].append(sale("2026-07-31", "DR07", None, "modern_work", "1000.1250"))
 jp = [p[0] for p in sep if p[2] == "JP" and p[3] == "direct_reseller"][0]
 kw = [p[0] for p in sep if p[2] == "KW" and p[3] == "direct_reseller"][0]
-files["2026-08-01.csv"] = day_batch("2026-07-31", 4) + [sale("2026-07-31", jp, None, "modern_work", "1000013"),
-                                                        sale("2026-07-31", kw, None, "dynamics", "1234.5675")]
+# exact halves of the minor unit: 1000012.5 JPY x 0.04 = 40000.5 -> 40001 JPY;
+# 1234.5625 KWD x 0.04 = 49.3825 -> 49.383 KWD
+files["2026-08-01.csv"] = day_batch("2026-07-31", 4) + [sale("2026-07-31", jp, None, "modern_work", "1000012.5"),
+                                                        sale("2026-07-31", kw, None, "dynamics", "1234.5625")]
 aug = day_batch("2026-08-10", 14)
 big = sale("2026-08-12", "DR01", None, "modern_work", "9000.00")
 aug.append(big)

@@ -109,3 +109,63 @@ mod tests {
         assert_eq!(rescale_round(7, 0, 2), 700);
     }
 }
+
+#[cfg(test)]
+mod oracle {
+    //! Money maths against an arbitrary-precision oracle (`bigdecimal`): an exact product of
+    //! amount (10^-4) × usd_rate (10^-8) × rate (10^-8), rounded once, half away from zero.
+    use super::*;
+    use bigdecimal::{BigDecimal, RoundingMode};
+    use proptest::prelude::*;
+    use std::str::FromStr;
+
+    /// `units` × 10^-`scale` as a BigDecimal, through its text (no float anywhere).
+    fn to_big(units: i128, scale: u32) -> BigDecimal {
+        BigDecimal::from_str(&format(units, scale)).unwrap()
+    }
+
+    fn oracle(parts: &[(i128, u32)], digits: u32) -> String {
+        let product = parts.iter().fold(BigDecimal::from(1), |acc, (u, s)| acc * to_big(*u, *s));
+        product.with_scale_round(digits as i64, RoundingMode::HalfUp).to_string()
+    }
+
+    fn ours(parts: &[(i128, u32)], digits: u32) -> String {
+        let product: i128 = parts.iter().map(|(u, _)| *u).product();
+        let scale: u32 = parts.iter().map(|(_, s)| *s).sum();
+        format(rescale_round(product, scale, digits), digits)
+    }
+
+    /// Text form that BigDecimal prints for a value rounded to `digits` (no sign on zero).
+    fn normal(s: String) -> String {
+        if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+            s.trim_start_matches('-').into()
+        } else {
+            s
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn product_rounds_like_the_oracle(
+            amount in -1_000_000_000_000_000i128..1_000_000_000_000_000,
+            usd_rate in 1i128..100_000_000_000,
+            rate in 0i128..=100_000_000,
+            digits in prop::sample::select(vec![0u32, 2, 3]),
+        ) {
+            let parts = [(amount, 4), (usd_rate, 8), (rate, 8)];
+            prop_assert_eq!(ours(&parts, digits), normal(oracle(&parts, digits)));
+            let local = [(amount, 4), (rate, 8)];
+            prop_assert_eq!(ours(&local, digits), normal(oracle(&local, digits)));
+        }
+
+        #[test]
+        fn exact_half_boundaries_round_away_from_zero(whole in -1_000_000i128..1_000_000, digits in prop::sample::select(vec![0u32, 2, 3])) {
+            // whole.5 units of the last kept digit, at scale digits+1
+            let units = whole * 10 + if whole < 0 { -5 } else { 5 };
+            let expected = if whole < 0 { whole - 1 } else { whole + 1 };
+            prop_assert_eq!(rescale_round(units, digits + 1, digits), expected);
+            prop_assert_eq!(format(rescale_round(units, digits + 1, digits), digits), normal(oracle(&[(units, digits + 1)], digits)));
+        }
+    }
+}

@@ -3,4 +3,6 @@
 mod cli;
 mod common;
 mod deliveries;
+mod golden;
+mod reconcile;
 mod reject_codes;

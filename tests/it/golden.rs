@@ -1,0 +1,58 @@
+//! Golden files: the real binary over `sample_data/` for two run dates, every report's CSV
+//! compared byte for byte with `tests/golden/run_date=D/<report>.csv`.
+//!
+//! The numbers in the golden files were checked by hand and by an independent script:
+//! `tests/golden/verify.py` (Python's `decimal`, no code shared with the crate) recomputes every
+//! earnings line (USD conversion, rate × amount at the currency's minor unit, cumulative
+//! clawbacks), every payout group and every dashboard total from the golden CSVs, and CI runs
+//! it. Spot checks done by hand: T00023 (DR07) 1000.1250 USD × 0.04 = 40.005 -> 40.01;
+//! T00028 (DR05) 1000012.5 JPY × 0.04 = 40000.5 -> 40001 JPY, × 0.0067067 = 268.27135 ->
+//! 268.27 USD; T00029 (DR06) 1234.5625 KWD × 0.04 = 49.3825 -> 49.383 KWD.
+//! To regenerate after an intended change: `INCENTIVES_BLESS=1 cargo test golden`, then re-run
+//! verify.py and review the diff.
+
+use std::path::Path;
+
+use crate::common::*;
+
+const REPORTS: [&str; 6] = ["eligibility", "earnings", "unearned", "payouts", "dashboard", "rejects"];
+
+fn check_date(run_date: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let o = incentives(&["run", "--date", run_date, "--output", out.path().to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/run_date={run_date}"));
+    let bless = std::env::var_os("INCENTIVES_BLESS").is_some();
+    for report in REPORTS {
+        let actual =
+            std::fs::read(out.path().join(format!("{report}/run_date={run_date}/{report}.csv"))).unwrap();
+        let path = golden.join(format!("{report}.csv"));
+        if bless {
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(&path, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if actual != expected {
+            let (a, e) = (String::from_utf8_lossy(&actual), String::from_utf8_lossy(&expected));
+            let first = a.lines().zip(e.lines()).position(|(x, y)| x != y);
+            panic!(
+                "{report} for {run_date} differs from {} (first differing line {:?}):\n  got:      {:?}\n  expected: {:?}",
+                path.display(),
+                first.map(|i| i + 1),
+                first.and_then(|i| a.lines().nth(i)),
+                first.and_then(|i| e.lines().nth(i)),
+            );
+        }
+    }
+}
+
+#[test]
+fn sample_reports_match_golden_files_mid_quarter() {
+    check_date("2026-10-03");
+}
+
+#[test]
+fn sample_reports_match_golden_files_at_the_newest_delivery() {
+    check_date("2026-11-01");
+}
