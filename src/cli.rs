@@ -83,8 +83,9 @@ fn parse_run_date(s: &str) -> Result<NaiveDate, String> {
 }
 
 impl CommonArgs {
-    fn options(&self) -> Options {
+    fn options(&self, quiet: bool) -> Options {
         Options {
+            progress: !quiet,
             input: self.input.clone(),
             programs: self.programs.clone(),
             date: self.date,
@@ -120,8 +121,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     let (args, result) = match &cli.command {
-        Command::Validate(a) => (a, run::validate(&a.options())),
-        Command::Run(a) => (a, run::run(&a.options())),
+        Command::Validate(a) => (a, run::validate(&a.options(cli.quiet))),
+        Command::Run(a) => (a, run::run(&a.options(cli.quiet))),
     };
     match result {
         Ok(outcome) => {

@@ -24,6 +24,10 @@ pub enum Error {
     #[error("writing {path}: {reason}")]
     Write { path: String, reason: String },
 
+    /// Another run of the same date holds the lock (exit 2).
+    #[error("{0}")]
+    Locked(String),
+
     /// A bug: an invariant of our own code does not hold (exit 2).
     #[error("internal error (please report): {0}")]
     Internal(String),

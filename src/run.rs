@@ -1,8 +1,10 @@
-//! One run date, start to finish: load the programs, list the landing zone, ingest and validate
-//! the feeds, write the reports, then the manifest (last). `validate` stops after ingestion
-//! and writes nothing.
+//! One run date, start to finish: load the programs, list the landing zone, take the date's
+//! lock, ingest and validate the feeds, apply the rules, stage every report and export, write
+//! the manifest last, and publish the whole run at once. `validate` stops after ingestion and
+//! writes nothing.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
@@ -10,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{self, Program};
 use crate::error::{Error, Result};
 use crate::feeds::{self, Ingest, Landing};
+use crate::publish::Publication;
 use crate::reports::manifest::{Manifest, Output, ProgramFile};
 use crate::reports::{Table, csv_out, exports, parquet_out, rejects, tables};
 use crate::rules;
@@ -23,6 +26,8 @@ pub struct Options {
     pub date: Option<NaiveDate>,
     pub output: String,
     pub keep_going: bool,
+    /// Stage lines on stderr (a person at a terminal, not cron).
+    pub progress: bool,
 }
 
 /// What a run did.
@@ -33,12 +38,42 @@ pub struct Outcome {
     pub date_was_defaulted: bool,
     pub programs: Vec<Program>,
     pub ingest: Ingest,
-    /// Paths (relative to the output location) of the files written, manifest last.
+    /// Paths (relative to the output location) of the files published, manifest last.
     pub written: Vec<String>,
 }
 
-/// Loads the programs, lists the landing zone and validates every feed for the run date.
-pub fn validate(opts: &Options) -> Result<Outcome> {
+/// Stage lines for a person at a terminal; a log line otherwise.
+struct Progress {
+    on: bool,
+    step: usize,
+}
+
+impl Progress {
+    const STEPS: usize = 5;
+
+    fn new(requested: bool) -> Progress {
+        Progress { on: requested && std::io::stderr().is_terminal(), step: 0 }
+    }
+
+    fn stage(&mut self, what: &str) {
+        self.step += 1;
+        if self.on {
+            eprintln!("[{}/{}] {what}", self.step, Self::STEPS);
+        }
+        tracing::info!(stage = self.step, "{what}");
+    }
+}
+
+/// The programs, the landing zone and the run date: everything known before reading a row.
+struct Prepared {
+    programs: Vec<Program>,
+    input: Store,
+    landing: Landing,
+    run_date: NaiveDate,
+    date_was_defaulted: bool,
+}
+
+fn prepare(opts: &Options) -> Result<Prepared> {
     let programs = config::load_programs(&Store::open(&opts.programs)?)?;
     let input = Store::open(&opts.input)?;
     let landing = Landing::scan(&input)?;
@@ -57,33 +92,79 @@ pub fn validate(opts: &Options) -> Result<Outcome> {
     for i in &landing.ignored {
         tracing::warn!("ignored {}: {}", input.display(&i.path), i.reason);
     }
-    let ingest = feeds::ingest(&input, &landing, run_date, opts.keep_going)?;
+    Ok(Prepared { programs, input, landing, run_date, date_was_defaulted })
+}
+
+fn ingest(p: &Prepared, keep_going: bool) -> Result<Ingest> {
+    let ingest = feeds::ingest(&p.input, &p.landing, p.run_date, keep_going)?;
     for w in &ingest.warnings {
         tracing::warn!("{w}");
     }
     for s in &ingest.skipped {
-        tracing::warn!("skipped {}: {}", input.display(&s.path), s.reason);
+        tracing::warn!("skipped {}: {}", p.input.display(&s.path), s.reason);
     }
-    Ok(Outcome { run_date, date_was_defaulted, programs, ingest, written: Vec::new() })
+    Ok(ingest)
 }
 
-/// The daily job: validate, then write the reports and the manifest.
+/// Loads the programs, lists the landing zone and validates every feed for the run date.
+pub fn validate(opts: &Options) -> Result<Outcome> {
+    let p = prepare(opts)?;
+    let ingest = ingest(&p, opts.keep_going)?;
+    Ok(Outcome {
+        run_date: p.run_date,
+        date_was_defaulted: p.date_was_defaulted,
+        programs: p.programs,
+        ingest,
+        written: Vec::new(),
+    })
+}
+
+/// A stable id of what a run computes from: the same inputs, programs and version give the
+/// same id, so it can stand in reports that must be byte-identical on a re-run.
+fn run_id(run_date: NaiveDate, ingest: &Ingest, programs: &[Program]) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{}\n{run_date}\n", env!("CARGO_PKG_VERSION")));
+    for f in &ingest.files {
+        h.update(format!("in {} {}\n", f.path, f.sha256));
+    }
+    for s in &ingest.skipped {
+        h.update(format!("skipped {}\n", s.path));
+    }
+    for p in programs {
+        h.update(format!("program {} {}\n", p.file, p.sha256));
+    }
+    feeds::validate::hex(&h.finalize()[..8])
+}
+
+/// The daily job: validate, apply the rules, write every report, then publish atomically.
 pub fn run(opts: &Options) -> Result<Outcome> {
     let started_at = now();
-    let mut outcome = validate(opts)?;
+    let mut progress = Progress::new(opts.progress);
+    progress.stage("reading programs and listing the landing zone");
+    let p = prepare(opts)?;
+    let d = p.run_date;
     let out = Store::create(&opts.output)?;
-    let d = outcome.run_date;
-    let metadata = [("program_version", env!("CARGO_PKG_VERSION").to_string()), ("run_date", d.to_string())];
-    let data_as_of = outcome.ingest.data_as_of();
-    let feeds = &outcome.ingest.feeds;
-    let results = rules::evaluate(feeds, &outcome.programs, d)?;
+    let root = out.local_root().ok_or_else(|| Error::config("the output must be a local folder"))?;
+    let mut publication = Publication::begin(root, d)?;
+    progress.stage(&format!("validating the feeds for {d}"));
+    let ingest = ingest(&p, opts.keep_going)?;
+    progress.stage("applying the rules");
+    let data_as_of = ingest.data_as_of();
+    let run_id = run_id(d, &ingest, &p.programs);
+    let results = rules::evaluate(&ingest.feeds, &p.programs, d)?;
+    progress.stage("writing reports and exports");
+    let metadata = [
+        ("program_version", env!("CARGO_PKG_VERSION").to_string()),
+        ("run_date", d.to_string()),
+        ("run_id", run_id.clone()),
+    ];
     let tables = [
         tables::eligibility(d, &results),
         tables::earnings(d, &results),
         tables::unearned(d, &results),
         tables::payouts(d, &results),
         tables::dashboard(d, data_as_of, &results),
-        rejects::table(d, &outcome.ingest.rejects),
+        rejects::table(d, &ingest.rejects),
     ];
     let mut files: Vec<(String, u64, Vec<u8>)> = Vec::new();
     for table in &tables {
@@ -91,28 +172,30 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             files.push((path, table.rows() as u64, bytes));
         }
     }
-    let mut partner_ids: Vec<&str> = feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
+    let mut partner_ids: Vec<&str> = ingest.feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
     partner_ids.sort_unstable();
     let table_refs: Vec<&Table> = tables.iter().collect();
-    files.extend(exports::export_files(d, &partner_ids, &feeds.users, &table_refs));
+    files.extend(exports::export_files(d, &partner_ids, &ingest.feeds.users, &table_refs));
     let mut outputs = BTreeMap::new();
+    let mut written = Vec::new();
     for (path, rows, bytes) in files {
         outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::hex(&Sha256::digest(&bytes)) });
-        out.put(&path, bytes)?;
-        outcome.written.push(path);
+        publication.write(&path, &bytes)?;
+        written.push(path);
     }
-    let (inputs, ignored, skipped, totals) = Manifest::inputs(&outcome.ingest);
+    let (inputs, ignored, skipped, totals) = Manifest::inputs(&ingest);
     let manifest = Manifest {
         run_date: d.to_string(),
+        run_id,
         started_at,
         finished_at: now(),
         program_version: env!("CARGO_PKG_VERSION").into(),
-        programs: outcome
+        programs: p
             .programs
             .iter()
             .map(|p| (p.file.clone(), ProgramFile { id: p.id.clone(), sha256: p.sha256.clone() }))
             .collect(),
-        data_as_of: outcome.ingest.data_as_of().map(|d| d.to_string()),
+        data_as_of: data_as_of.map(|d| d.to_string()),
         inputs,
         ignored,
         skipped,
@@ -120,9 +203,17 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         totals,
     };
     let path = format!("runs/{d}/manifest.json");
-    out.put(&path, manifest.to_json())?;
-    outcome.written.push(path);
-    Ok(outcome)
+    publication.write(&path, &manifest.to_json())?;
+    written.push(path);
+    progress.stage("publishing");
+    publication.commit()?;
+    Ok(Outcome {
+        run_date: d,
+        date_was_defaulted: p.date_was_defaulted,
+        programs: p.programs,
+        ingest,
+        written,
+    })
 }
 
 /// The CSV and parquet files of one report: `(path, bytes)`.

@@ -27,6 +27,8 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     /// Human-readable form of the location, for messages.
     display: String,
+    /// The folder, when the location is on the local disk.
+    local: Option<std::path::PathBuf>,
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -78,7 +80,16 @@ impl Store {
         }
         let fs = LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| Error::Storage(format!("cannot open '{uri}': {e}")))?;
-        Ok(Store { inner: Arc::new(fs), display: local.trim_end_matches('/').to_string() })
+        Ok(Store {
+            inner: Arc::new(fs),
+            display: local.trim_end_matches('/').to_string(),
+            local: Some(dir.to_path_buf()),
+        })
+    }
+
+    /// The folder on the local disk, if the location is one.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local.as_deref()
     }
 
     /// Where `rel` is, for messages.

@@ -47,6 +47,8 @@ pub struct Totals {
 #[derive(Debug, Serialize)]
 pub struct Manifest {
     pub run_date: String,
+    /// Derived from the inputs, programs and version (the same on a re-run of the same inputs).
+    pub run_id: String,
     pub started_at: String,
     pub finished_at: String,
     pub program_version: String,
