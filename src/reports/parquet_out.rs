@@ -64,7 +64,11 @@ pub fn to_parquet(table: &Table, metadata: &[(&str, String)]) -> Result<Vec<u8>>
         fields.push(Field::new(*name, dt, true));
         arrays.push(a);
     }
-    let schema = Arc::new(Schema::new(fields));
+    // The metadata goes in the Arrow schema too, so that Arrow readers (pyarrow's
+    // `schema.metadata`) see it as well as the parquet footer's key-value pairs.
+    let schema_metadata: std::collections::HashMap<String, String> =
+        metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema_metadata));
     let batch = RecordBatch::try_new(schema.clone(), arrays)
         .map_err(|e| Error::Internal(format!("{}: {e}", table.name)))?;
     let kv = metadata.iter().map(|(k, v)| KeyValue::new(k.to_string(), v.clone())).collect();

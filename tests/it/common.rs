@@ -13,6 +13,8 @@ pub fn date(s: &str) -> chrono::NaiveDate {
 /// A landing zone in a temporary folder.
 pub struct Zone {
     pub dir: tempfile::TempDir,
+    /// A programs folder of its own (see [`Zone::program`]).
+    pub programs: tempfile::TempDir,
 }
 
 pub const PARTNERS: &str = "partner_id,partner_name,country_code,partner_type,network_registered_on\n\
@@ -25,7 +27,7 @@ pub const TX_HEADER: &str = "transaction_id,transaction_date,transaction_type,or
 impl Zone {
     /// An empty landing zone.
     pub fn empty() -> Zone {
-        Zone { dir: tempfile::tempdir().unwrap() }
+        Zone { dir: tempfile::tempdir().unwrap(), programs: tempfile::tempdir().unwrap() }
     }
 
     /// Three partners (P1 direct reseller, P2 indirect provider, P3 indirect reseller) and
@@ -45,6 +47,16 @@ impl Zone {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
         self
+    }
+
+    /// Writes a program file into the zone's own programs folder.
+    pub fn program(&self, name: &str, toml: &str) -> &Zone {
+        std::fs::write(self.programs.path().join(name), toml).unwrap();
+        self
+    }
+
+    pub fn programs_path(&self) -> &str {
+        self.programs.path().to_str().unwrap()
     }
 
     pub fn path(&self) -> &str {

@@ -1,8 +1,10 @@
 //! End-to-end tests: one binary, one module per theme (ripgrep's and delta-rs' layout).
 
+mod bi_readers;
 mod cli;
 mod common;
 mod deliveries;
 mod golden;
+mod publish;
 mod reconcile;
 mod reject_codes;
