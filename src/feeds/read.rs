@@ -44,7 +44,20 @@ pub fn read_file(feed: Feed, format: Format, bytes: &Bytes) -> Result<RawFile, S
                 .map_err(|e| format!("not a readable gzip file: {e}"))?;
             read_csv(feed, &text)
         }
-        Format::Parquet => read_parquet(feed, bytes.clone()),
+        Format::Parquet => {
+            // The parquet reader can panic on some corrupt footers (it asserts instead of
+            // returning an error); a damaged file must be an error naming it, never a crash.
+            let bytes = bytes.clone();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_parquet(feed, bytes)))
+                .unwrap_or_else(|panic| {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(format!("not a readable parquet file: corrupt metadata ({why})"))
+                })
+        }
     }
 }
 
@@ -127,6 +140,14 @@ fn read_csv(feed: Feed, bytes: &[u8]) -> Result<RawFile, String> {
 fn read_parquet(feed: Feed, bytes: Bytes) -> Result<RawFile, String> {
     let corrupt = |e: parquet::errors::ParquetError| format!("not a readable parquet file: {e}");
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(corrupt)?;
+    let negative = builder.metadata().row_groups().iter().flat_map(|g| g.columns()).any(|c| {
+        c.data_page_offset() < 0
+            || c.compressed_size() < 0
+            || c.dictionary_page_offset().is_some_and(|o| o < 0)
+    });
+    if negative {
+        return Err("not a readable parquet file: corrupt metadata (negative column offset or size)".into());
+    }
     let mut out = RawFile::default();
     let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().trim().to_string()).collect();
     let positions = map_header(feed, &names, &mut out.warnings)?;

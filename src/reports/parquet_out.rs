@@ -32,6 +32,13 @@ fn array(values: &Values) -> Result<(DataType, ArrayRef)> {
         Values::Text(v) => (DataType::Utf8, Arc::new(StringArray::from_iter(v.iter().map(|s| s.as_deref())))),
         Values::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v.clone()))),
         Values::Decimal { values, scale, .. } => {
+            const LIMIT: i128 = 1_000_000_000_000_000_000; // 10^18: Decimal(18, s) holds less
+            if let Some(v) = values.iter().flatten().find(|v| v.abs() >= LIMIT) {
+                return Err(Error::Internal(format!(
+                    "{} does not fit Decimal(18, {scale})",
+                    crate::decimal::format(*v, *scale)
+                )));
+            }
             let a = Decimal128Array::from(values.clone())
                 .with_precision_and_scale(18, *scale as i8)
                 .map_err(|e| Error::Internal(format!("decimal column: {e}")))?;

@@ -91,3 +91,5 @@ pub fn evaluate<'a>(
         })
         .collect()
 }
+#[cfg(test)]
+mod tests;

@@ -124,7 +124,7 @@ fn sigkill_at_every_checkpoint_leaves_the_last_good_run_and_nothing_partial() {
             .unwrap();
             for (path, meta) in manifest["outputs"].as_object().unwrap() {
                 let bytes = std::fs::read(out.path().join(path)).unwrap();
-                assert_eq!(meta["rows"].is_u64(), true);
+                assert!(meta["rows"].is_u64());
                 assert_eq!(
                     meta["sha256"].as_str().unwrap(),
                     incentives::feeds::validate::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
