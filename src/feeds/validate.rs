@@ -477,13 +477,21 @@ fn partner_ref(r: &mut RowCheck, ctx: &Context, col: usize, id: &Option<String>)
     }
 }
 
-/// `BAD_DATE_RANGE` when `end` is before `start`.
-fn date_range(r: &mut RowCheck, end_col: usize, start: Option<NaiveDate>, end: Option<NaiveDate>) {
-    if let (Some(s), Some(e)) = (start, end)
+/// A required start date and an optional end date (`None` = not valid), with
+/// `BAD_DATE_RANGE` when the end is before the start.
+fn date_span(
+    r: &mut RowCheck,
+    start_col: usize,
+    end_col: usize,
+) -> (Option<NaiveDate>, Option<Option<NaiveDate>>) {
+    let start = r.date(start_col);
+    let end = r.opt_date(end_col);
+    if let (Some(s), Some(Some(e))) = (start, end)
         && e < s
     {
         r.fail(end_col, Code::BadDateRange);
     }
+    (start, end)
 }
 
 fn check_partner(r: &mut RowCheck) -> Option<Partner> {
@@ -506,9 +514,7 @@ fn check_agreement(r: &mut RowCheck, ctx: &Context) -> Option<Agreement> {
     let partner_id = r.id(1);
     partner_ref(r, ctx, 1, &partner_id);
     let agreement_type = r.one_of(2, &AgreementType::VALUES, Code::BadEnum);
-    let start_date = r.date(3);
-    let end_date = r.opt_date(4);
-    date_range(r, 4, start_date, end_date.flatten());
+    let (start_date, end_date) = date_span(r, 3, 4);
     Some(Agreement {
         agreement_id: agreement_id?,
         partner_id: partner_id?,
@@ -523,9 +529,7 @@ fn check_competency(r: &mut RowCheck, ctx: &Context) -> Option<Competency> {
     partner_ref(r, ctx, 0, &partner_id);
     let competency = r.text(1);
     let level = r.one_of(2, &Level::VALUES, Code::BadEnum);
-    let start_date = r.date(3);
-    let end_date = r.opt_date(4);
-    date_range(r, 4, start_date, end_date.flatten());
+    let (start_date, end_date) = date_span(r, 3, 4);
     Some(Competency {
         partner_id: partner_id?,
         competency: competency?,

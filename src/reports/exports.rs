@@ -126,3 +126,81 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod hostile_ids {
+    //! Generated partner ids full of path separators, dots, percent signs, unicode and formula
+    //! characters: every folder decodes back to exactly one id, and holds only that id's rows.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode(name: &str) -> String {
+        let hex = name.strip_prefix("partner_id=").expect("prefix");
+        let mut out = Vec::new();
+        let b = hex.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&hex[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn id() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                "/", "\\", ".", "..", "%", "%2F", "=", "+", "-", "@", " ", "é", "日本", "a", "B", "7", "~",
+                "_", "\t",
+            ]),
+            1..6,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn folders_are_one_per_id_and_hold_only_its_rows(ids in prop::collection::btree_set(id(), 1..8), owners in prop::collection::vec(0usize..8, 0..30)) {
+            let ids: Vec<String> = ids.into_iter().collect();
+            let rows: Vec<usize> = owners.into_iter().map(|o| o % ids.len()).collect();
+            let table = |name: &'static str| Table {
+                name,
+                columns: vec![
+                    ("partner_id", Values::Text(rows.iter().map(|&o| Some(ids[o].clone())).collect())),
+                    ("n", Values::Int((0..rows.len() as i64).map(Some).collect())),
+                ],
+            };
+            let reports: Vec<Table> = EXPORTED.iter().map(|n| table(n)).collect();
+            let refs: Vec<&Table> = reports.iter().collect();
+            let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let files = export_files(chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(), &id_refs, &[], &refs);
+            let mut folders = std::collections::BTreeSet::new();
+            for (path, n, bytes) in &files {
+                let parts: Vec<&str> = path.split('/').collect();
+                prop_assert_eq!(parts.len(), 4, "{}", path);
+                prop_assert_eq!(parts[0], "exports");
+                prop_assert!(parts[2] != "." && parts[2] != "..");
+                let owner = decode(parts[2]);
+                folders.insert(parts[2].to_string());
+                let mut r = csv::Reader::from_reader(bytes.as_slice());
+                let mut count = 0;
+                for rec in r.records() {
+                    let cell = rec.unwrap()[0].to_string();
+                    let cell = match cell.strip_prefix('\'') {
+                        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest.to_string(),
+                        _ => cell,
+                    };
+                    prop_assert_eq!(&cell, &owner, "{} holds a row of another partner", path);
+                    count += 1;
+                }
+                prop_assert_eq!(count as u64, *n);
+            }
+            prop_assert_eq!(folders.len(), ids.len(), "one folder per id, no collisions");
+        }
+    }
+}

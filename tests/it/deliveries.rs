@@ -177,20 +177,7 @@ fn write_parquet(z: &Zone, rel: &str, rows: &[[&str; 12]]) {
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
     let dates: Vec<i32> = rows.iter().map(|r| (date(r[1]) - epoch).num_days() as i32).collect();
     let amounts: Vec<i128> = rows.iter().map(|r| incentives::decimal::parse(r[10], 4).unwrap()).collect();
-    let names = [
-        "transaction_id",
-        "transaction_date",
-        "transaction_type",
-        "original_transaction_id",
-        "reseller_id",
-        "provider_id",
-        "customer_id",
-        "product_id",
-        "product_family",
-        "quantity",
-        "amount",
-        "currency",
-    ];
+    let names = incentives::feeds::Feed::Transactions.columns();
     let arrays: Vec<ArrayRef> = (0..12)
         .map(|i| -> ArrayRef {
             match i {
