@@ -525,8 +525,8 @@ rate = 0.02
     fn duplicate_program_ids_across_files() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::create(dir.path().to_str().unwrap()).unwrap();
-        store.put("a.toml", GOOD.as_bytes().to_vec()).unwrap();
-        store.put("b.toml", GOOD.as_bytes().to_vec()).unwrap();
+        store.put("a.toml", GOOD.as_bytes()).unwrap();
+        store.put("b.toml", GOOD.as_bytes()).unwrap();
         let Err(Error::Config(problems)) = load_programs(&store) else { panic!("expected config error") };
         assert_eq!(problems, ["b.toml: program id 'ir-fy27' is already used by a.toml"]);
     }

@@ -1,22 +1,27 @@
 //! Atomic publishing of a run's outputs, and the guard against two runs of one date.
 //!
-//! A run writes every output under a staging folder `_runs/<D>/<staging-id>/`, in the final
-//! layout. Readers reach a date's outputs through links that never change once made
-//! (`earnings/run_date=D -> ../_current/D/earnings/run_date=D`, likewise for every report,
-//! `exports/run_date=D` and `runs/D`), and `_current/D` is a single link to the run that is
-//! published. Publishing is one `rename(2)` of that link, so a crash or kill at any moment leaves
-//! either the previous good run or the new complete one visible, never a mix, and a first run
-//! shows nothing until it is complete.
+//! Every run first writes all its outputs under a staging prefix `_runs/<D>/<staging-id>/`, in
+//! the final layout, the manifest last. Then:
 //!
-//! The guard is a lock file `_locks/<D>.lock` created exclusively; it names its holder (host,
-//! pid, start) and expires, and a lock left by a dead process on this host is taken over.
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! - **Local folder**: readers reach a date's outputs through links made once per date
+//!   (`earnings/run_date=D -> ../_current/D/earnings/run_date=D`, likewise for every report,
+//!   `exports/run_date=D` and `runs/D`), and `_current/D` is a single link to the published
+//!   staging folder. Publishing is one `rename(2)` of that link: a crash or kill at any moment
+//!   leaves either the previous good run or the new complete one visible, never a mix.
+//! - **Object store** (no rename there): the staged objects are copied to their final keys,
+//!   final keys the run no longer produces are deleted, and `runs/D/manifest.json` is written
+//!   last with a conditional put (it must still be the version seen when the run started). The
+//!   manifest names the immutable staging prefix it was published from (`published_from`), so a
+//!   reader that follows the manifest reads a complete run even while the next one is copying.
+//!
+//! The guard is `_locks/<D>.lock`, created only if absent (`PutMode::Create` on object stores,
+//! `O_EXCL` locally); it names its holder and expires, and a lock left by a dead process of
+//! this host is taken over.
 
 use chrono::NaiveDate;
 
 use crate::error::{Error, Result};
+use crate::store::{Store, Version};
 
 /// How long a lock is honoured without its holder finishing.
 const LOCK_TTL_HOURS: i64 = 6;
@@ -33,12 +38,6 @@ fn checkpoint(counter: &mut u32) {
     }
 }
 
-fn io(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.display().to_string();
-    let what = what.to_string();
-    move |e| Error::Write { path, reason: format!("{what}: {e}") }
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -49,7 +48,8 @@ fn hostname() -> String {
 /// The lock of one run date, released when dropped.
 #[derive(Debug)]
 pub struct Lock {
-    path: PathBuf,
+    store: Store,
+    rel: String,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -73,17 +73,16 @@ impl Holder {
         let expired = chrono::DateTime::parse_from_rfc3339(&self.expires_at)
             .map(|t| t < chrono::Utc::now())
             .unwrap_or(true);
-        let dead_here = self.host == hostname() && !Path::new(&format!("/proc/{}", self.pid)).exists();
+        let dead_here =
+            self.host == hostname() && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists();
         expired || dead_here
     }
 }
 
 impl Lock {
-    /// Takes the lock of `date` under `root`, or says who holds it.
-    pub fn acquire(root: &Path, date: NaiveDate) -> Result<Lock> {
-        let dir = root.join("_locks");
-        std::fs::create_dir_all(&dir).map_err(io(&dir, "cannot create the lock folder"))?;
-        let path = dir.join(format!("{date}.lock"));
+    /// Takes the lock of `date` in `store`, or says who holds it.
+    pub fn acquire(store: &Store, date: NaiveDate) -> Result<Lock> {
+        let rel = format!("_locks/{date}.lock");
         let now = chrono::Utc::now();
         let holder = Holder {
             host: hostname(),
@@ -92,113 +91,135 @@ impl Lock {
             expires_at: (now + chrono::Duration::hours(LOCK_TTL_HOURS))
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    let body = serde_json::to_vec_pretty(&holder).expect("serialises");
-                    f.write_all(&body).map_err(io(&path, "cannot write the lock"))?;
-                    return Ok(Lock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    match serde_json::from_str::<Holder>(&text) {
-                        Ok(other) if !other.is_stale() => {
-                            return Err(Error::Locked(format!(
-                                "another run of {date} is in progress: {} ({})",
-                                other.describe(),
-                                path.display()
-                            )));
-                        }
-                        Ok(other) => {
-                            tracing::warn!(
-                                "taking over the stale lock of {date} held by {}",
-                                other.describe()
-                            );
-                        }
-                        Err(_) if text.is_empty() => {
-                            // A holder killed between creating and writing the lock: give it a
-                            // moment, then treat the empty lock as stale.
-                            std::thread::sleep(std::time::Duration::from_millis(200));
-                            if std::fs::read_to_string(&path).map(|t| !t.is_empty()).unwrap_or(false) {
-                                continue;
-                            }
-                        }
-                        Err(_) => tracing::warn!("replacing an unreadable lock {}", path.display()),
-                    }
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(e) => return Err(io(&path, "cannot create the lock")(e)),
+        let body = serde_json::to_vec_pretty(&holder).expect("serialises");
+        for _ in 0..3 {
+            if store.create_new(&rel, &body)? {
+                return Ok(Lock { store: store.clone(), rel });
             }
+            let text = store.get_if_exists(&rel)?.map(|(b, _)| b).unwrap_or_default();
+            match serde_json::from_slice::<Holder>(&text) {
+                Ok(other) if !other.is_stale() => {
+                    return Err(Error::Locked(format!(
+                        "another run of {date} is in progress: {} ({})",
+                        other.describe(),
+                        store.display(&rel)
+                    )));
+                }
+                Ok(other) => {
+                    tracing::warn!("taking over the stale lock of {date} held by {}", other.describe())
+                }
+                Err(_) if text.is_empty() => {
+                    // A holder between creating and writing its lock: give it a moment.
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    if store.get_if_exists(&rel)?.is_some_and(|(b, _)| !b.is_empty()) {
+                        continue;
+                    }
+                }
+                Err(_) => tracing::warn!("replacing an unreadable lock {}", store.display(&rel)),
+            }
+            store.delete(&rel)?;
         }
-        Err(Error::Locked(format!("could not take the lock of {date} ({})", path.display())))
+        Err(Error::Locked(format!("could not take the lock of {date} ({})", store.display(&rel))))
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = self.store.delete(&self.rel);
     }
 }
 
 /// The outputs of one run, staged until [`Publication::commit`].
 #[derive(Debug)]
 pub struct Publication {
-    root: PathBuf,
+    store: Store,
     date: NaiveDate,
-    /// `_runs/<D>/<id>`, relative to the root.
+    /// `_runs/<D>/<id>`, relative to the store.
     staging: String,
-    /// Top-level entries of the layout this run writes (`earnings/run_date=D`, `runs/D`, ...).
-    entries: Vec<String>,
+    /// Paths (final layout) of the files staged, in order.
+    files: Vec<String>,
+    /// The manifest as it was when the run started (for the conditional put).
+    manifest_seen: Option<Version>,
+    /// The staging prefix the previous manifest was published from (kept for its readers).
+    previous: Option<String>,
     checkpoints: u32,
     _lock: Lock,
 }
 
+/// Where a date's manifest lives.
+pub fn manifest_path(date: NaiveDate) -> String {
+    format!("runs/{date}/manifest.json")
+}
+
 impl Publication {
-    /// Takes the date's lock and opens a fresh staging folder under the local folder `root`.
-    pub fn begin(root: &Path, date: NaiveDate) -> Result<Publication> {
-        let lock = Lock::acquire(root, date)?;
+    /// Takes the date's lock and opens a fresh staging prefix.
+    pub fn begin(store: &Store, date: NaiveDate) -> Result<Publication> {
+        let lock = Lock::acquire(store, date)?;
         let id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
-        let staging = format!("_runs/{date}/{id}");
-        let dir = root.join(&staging);
-        std::fs::create_dir_all(&dir).map_err(io(&dir, "cannot create the staging folder"))?;
+        let seen = store.get_if_exists(&manifest_path(date))?;
+        let previous = seen.as_ref().and_then(|(bytes, _)| {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .ok()
+                .and_then(|m| m["published_from"].as_str().map(str::to_string))
+        });
         Ok(Publication {
-            root: root.to_path_buf(),
+            store: store.clone(),
             date,
-            staging,
-            entries: Vec::new(),
+            staging: format!("_runs/{date}/{id}"),
+            files: Vec::new(),
+            manifest_seen: seen.map(|(_, v)| v),
+            previous,
             checkpoints: 0,
             _lock: lock,
         })
     }
 
-    /// Writes one output (path in the final layout) into the staging folder.
+    /// The staging prefix (relative to the output location) this run publishes from.
+    pub fn staging(&self) -> &str {
+        &self.staging
+    }
+
+    /// Writes one output (path in the final layout) under the staging prefix.
     pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.root.join(&self.staging).join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent, "cannot create folder"))?;
-        }
-        std::fs::write(&path, bytes).map_err(io(&path, "cannot write"))?;
-        let entry: String = rel.splitn(3, '/').take(2).collect::<Vec<_>>().join("/");
-        if !self.entries.contains(&entry) {
-            self.entries.push(entry);
-        }
+        self.store.put(&format!("{}/{rel}", self.staging), bytes)?;
+        self.files.push(rel.to_string());
         checkpoint(&mut self.checkpoints);
         Ok(())
     }
 
-    /// Makes the staged run the published one, in one rename, then removes older runs of the
-    /// date (the previous one is kept for readers still holding it).
+    /// Makes the staged run the published one.
     pub fn commit(mut self) -> Result<()> {
+        match self.store.local_root().map(std::path::Path::to_path_buf) {
+            Some(root) => self.commit_local(&root)?,
+            None => self.commit_remote()?,
+        }
+        self.collect_garbage();
+        Ok(())
+    }
+
+    /// Top-level entries of the layout this run writes (`earnings/run_date=D`, `runs/D`, ...).
+    fn entries(&self) -> Vec<String> {
+        let mut entries: Vec<String> =
+            self.files.iter().map(|f| f.splitn(3, '/').take(2).collect::<Vec<_>>().join("/")).collect();
+        entries.dedup();
+        entries.sort();
+        entries.dedup();
+        entries
+    }
+
+    fn commit_local(&mut self, root: &std::path::Path) -> Result<()> {
+        let io = |path: &std::path::Path, what: &str| {
+            let (path, what) = (path.display().to_string(), what.to_string());
+            move |e: std::io::Error| Error::Write { path, reason: format!("{what}: {e}") }
+        };
         let date = self.date.to_string();
-        // The fixed links readers use; made once per date and entry.
-        for entry in &self.entries {
-            let link = self.root.join(entry);
-            let depth = entry.matches('/').count();
-            let target = format!("{}_current/{date}/{entry}", "../".repeat(depth));
-            ensure_link(&link, &target)?;
+        for entry in self.entries() {
+            let link = root.join(&entry);
+            let target = format!("{}_current/{date}/{entry}", "../".repeat(entry.matches('/').count()));
+            ensure_link(root, &link, &target)?;
             checkpoint(&mut self.checkpoints);
         }
-        let current_dir = self.root.join("_current");
+        let current_dir = root.join("_current");
         std::fs::create_dir_all(&current_dir).map_err(io(&current_dir, "cannot create folder"))?;
         let run_id = self.staging.rsplit('/').next().expect("non-empty").to_string();
         let tmp = current_dir.join(format!(".{date}.{run_id}"));
@@ -207,21 +228,53 @@ impl Publication {
             .map_err(io(&tmp, "cannot create the publishing link"))?;
         checkpoint(&mut self.checkpoints);
         let current = current_dir.join(&date);
-        let previous = std::fs::read_link(&current).ok();
+        if let Ok(target) = std::fs::read_link(&current) {
+            self.previous = target.file_name().map(|n| format!("_runs/{date}/{}", n.to_string_lossy()));
+        }
         std::fs::rename(&tmp, &current).map_err(io(&current, "cannot publish"))?;
         checkpoint(&mut self.checkpoints);
-        self.collect_garbage(&run_id, previous.as_deref());
         Ok(())
     }
 
-    fn collect_garbage(&self, keep: &str, previous: Option<&Path>) {
-        let dir = self.root.join("_runs").join(self.date.to_string());
-        let previous = previous.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
-        let Ok(entries) = std::fs::read_dir(&dir) else { return };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name != keep && Some(&name) != previous.as_ref() {
-                let _ = std::fs::remove_dir_all(e.path());
+    fn commit_remote(&mut self) -> Result<()> {
+        let manifest = manifest_path(self.date);
+        let new: std::collections::HashSet<&str> = self.files.iter().map(String::as_str).collect();
+        for f in self.files.iter().filter(|f| **f != manifest) {
+            self.store.copy(&format!("{}/{f}", self.staging), f)?;
+            checkpoint(&mut self.checkpoints);
+        }
+        // Final keys of this date that the new run does not produce (a partner gone, ...).
+        for entry in self.entries() {
+            for old in self.store.list(&entry)? {
+                if !new.contains(old.path.as_str()) {
+                    self.store.delete(&old.path)?;
+                }
+            }
+        }
+        let bytes = self.store.get(&format!("{}/{manifest}", self.staging))?;
+        if !self.store.put_if_unchanged(&manifest, &bytes, self.manifest_seen.as_ref())? {
+            return Err(Error::Locked(format!(
+                "{} changed while this run was writing: another run published {} meanwhile; nothing was overwritten",
+                self.store.display(&manifest),
+                self.date
+            )));
+        }
+        checkpoint(&mut self.checkpoints);
+        Ok(())
+    }
+
+    /// Removes the staging prefixes of the date other than this run's and the previous one.
+    fn collect_garbage(&self) {
+        let dir = format!("_runs/{}", self.date);
+        let Ok(all) = self.store.list(&dir) else { return };
+        for e in all {
+            let run = e.path.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+            if run != self.staging && Some(&run) != self.previous.as_ref() {
+                if let Some(root) = self.store.local_root() {
+                    let _ = std::fs::remove_dir_all(root.join(&run));
+                } else {
+                    let _ = self.store.delete(&e.path);
+                }
             }
         }
     }
@@ -229,27 +282,29 @@ impl Publication {
 
 /// Makes `link` a symbolic link to `target`, unless it already is one. A real folder found
 /// there (outputs of a version before atomic publishing) is moved under `_runs/legacy/`.
-fn ensure_link(link: &Path, target: &str) -> Result<()> {
+fn ensure_link(root: &std::path::Path, link: &std::path::Path, target: &str) -> Result<()> {
+    let io = |what: &str| {
+        let (path, what) = (link.display().to_string(), what.to_string());
+        move |e: std::io::Error| Error::Write { path, reason: format!("{what}: {e}") }
+    };
     match std::fs::symlink_metadata(link) {
         Ok(m) if m.file_type().is_symlink() => {
-            if std::fs::read_link(link).map(|t| t == Path::new(target)).unwrap_or(false) {
+            if std::fs::read_link(link).map(|t| t == std::path::Path::new(target)).unwrap_or(false) {
                 return Ok(());
             }
-            std::fs::remove_file(link).map_err(io(link, "cannot replace link"))?;
+            std::fs::remove_file(link).map_err(io("cannot replace link"))?;
         }
         Ok(_) => {
-            let root = link.ancestors().nth(2).unwrap_or(Path::new("."));
             let legacy =
                 root.join("_runs/legacy").join(chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f").to_string());
-            std::fs::create_dir_all(&legacy).map_err(io(&legacy, "cannot create folder"))?;
+            std::fs::create_dir_all(&legacy).map_err(io("cannot create folder"))?;
             let name = link.file_name().expect("a link has a name");
-            std::fs::rename(link, legacy.join(name))
-                .map_err(io(link, "cannot move an old output folder aside"))?;
+            std::fs::rename(link, legacy.join(name)).map_err(io("cannot move an old output folder aside"))?;
         }
         Err(_) => {}
     }
     if let Some(parent) = link.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent, "cannot create folder"))?;
+        std::fs::create_dir_all(parent).map_err(io("cannot create folder"))?;
     }
-    std::os::unix::fs::symlink(target, link).map_err(io(link, "cannot create link"))
+    std::os::unix::fs::symlink(target, link).map_err(io("cannot create link"))
 }

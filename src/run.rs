@@ -144,8 +144,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let p = prepare(opts)?;
     let d = p.run_date;
     let out = Store::create(&opts.output)?;
-    let root = out.local_root().ok_or_else(|| Error::config("the output must be a local folder"))?;
-    let mut publication = Publication::begin(root, d)?;
+    let mut publication = Publication::begin(&out, d)?;
     progress.stage(&format!("validating the feeds for {d}"));
     let ingest = ingest(&p, opts.keep_going)?;
     progress.stage("applying the rules");
@@ -187,6 +186,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let manifest = Manifest {
         run_date: d.to_string(),
         run_id,
+        published_from: publication.staging().to_string(),
         started_at,
         finished_at: now(),
         program_version: env!("CARGO_PKG_VERSION").into(),
@@ -202,7 +202,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         outputs,
         totals,
     };
-    let path = format!("runs/{d}/manifest.json");
+    let path = crate::publish::manifest_path(d);
     publication.write(&path, &manifest.to_json())?;
     written.push(path);
     progress.stage("publishing");

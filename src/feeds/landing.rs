@@ -156,7 +156,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::create(dir.path().to_str().unwrap()).unwrap();
         for n in names {
-            store.put(n, b"x".to_vec()).unwrap();
+            store.put(n, b"x").unwrap();
         }
         Landing::scan(&store).unwrap()
     }

@@ -49,6 +49,8 @@ pub struct Manifest {
     pub run_date: String,
     /// Derived from the inputs, programs and version (the same on a re-run of the same inputs).
     pub run_id: String,
+    /// The immutable prefix (under the output location) the run's files were published from.
+    pub published_from: String,
     pub started_at: String,
     pub finished_at: String,
     pub program_version: String,

@@ -26,6 +26,7 @@ fn visible(out: &Path, date: &str) -> BTreeMap<String, Vec<u8>> {
                     let mut m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
                     m["started_at"] = serde_json::Value::Null;
                     m["finished_at"] = serde_json::Value::Null;
+                    m["published_from"] = serde_json::Value::Null;
                     bytes = serde_json::to_vec(&m).unwrap();
                 }
                 files.insert(name, bytes);
