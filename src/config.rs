@@ -38,12 +38,18 @@ impl EarningType {
     }
 }
 
-/// USD amounts of a program (minimums) are held in cents.
-pub const USD_SCALE: u32 = 2;
+/// USD thresholds of a program (the payout minimum, tier minimums) are held in units of 10^-8,
+/// as written (up to 8 fraction digits), and compared with cent totals by [`reaches`].
+pub const THRESHOLD_SCALE: u32 = 8;
+
+/// Whether a total in cents reaches a threshold (>=), exactly.
+pub fn reaches(total_cents: i128, threshold: i128) -> bool {
+    total_cents * decimal::pow10(THRESHOLD_SCALE - 2) >= threshold
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tier {
-    /// In cents.
+    /// In units of 10^-8 USD ([`THRESHOLD_SCALE`]).
     pub min_period_revenue_usd: i128,
     /// In units of 10^-8.
     pub rate: i128,
@@ -69,7 +75,7 @@ pub struct Program {
     pub end: NaiveDate,
     pub earning_period: EarningPeriod,
     pub payout_lag_months: u32,
-    /// In cents.
+    /// In units of 10^-8 USD ([`THRESHOLD_SCALE`]).
     pub minimum_payout_usd: i128,
     pub levers: Vec<Lever>,
     /// The project's own optional fields (`[x]`), kept as written.
@@ -93,17 +99,31 @@ pub fn load_programs(store: &Store) -> Result<Vec<Program>> {
     }
     let mut problems = Vec::new();
     let mut programs = Vec::new();
+    let mut ids: Vec<(String, &str)> = Vec::new();
     for file in &files {
         let bytes = store.get(file).map_err(|e| Error::config(e.to_string()))?;
         match parse_program(file, &bytes) {
-            Ok(p) => programs.push(p),
-            Err(mut ps) => problems.append(&mut ps),
+            Ok(p) => {
+                ids.push((p.id.clone(), file));
+                programs.push(p);
+            }
+            Err(mut ps) => {
+                // The id still counts for the duplicate check when the file has other problems.
+                let id = std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|t| t.parse::<Table>().ok())
+                    .and_then(|t| t.get("id").and_then(Value::as_str).map(str::to_string));
+                if let Some(id) = id {
+                    ids.push((id, file));
+                }
+                problems.append(&mut ps);
+            }
         }
     }
     let mut seen: HashMap<&str, &str> = HashMap::new();
-    for p in &programs {
-        if let Some(first) = seen.insert(&p.id, &p.file) {
-            problems.push(format!("{}: program id '{}' is already used by {first}", p.file, p.id));
+    for (id, file) in &ids {
+        if let Some(first) = seen.insert(id, file) {
+            problems.push(format!("{file}: program id '{id}' is already used by {first}"));
         }
     }
     if problems.is_empty() { Ok(programs) } else { Err(Error::Config(problems)) }
@@ -229,8 +249,8 @@ const PROGRAM_FIELDS: [&str; 10] = [
     "levers",
     "x",
 ];
-const LEVER_FIELDS: [&str; 5] = ["name", "earning_type", "product_families", "rate", "tiers"];
-const TIER_FIELDS: [&str; 2] = ["min_period_revenue_usd", "rate"];
+const LEVER_FIELDS: [&str; 6] = ["name", "earning_type", "product_families", "rate", "tiers", "x"];
+const TIER_FIELDS: [&str; 3] = ["min_period_revenue_usd", "rate", "x"];
 
 /// Parses one program file; `Err` lists all of its problems.
 pub fn parse_program(file: &str, bytes: &[u8]) -> Result<Program, Vec<String>> {
@@ -257,7 +277,7 @@ pub fn parse_program(file: &str, bytes: &[u8]) -> Result<Program, Vec<String>> {
         &[("month", EarningPeriod::Month), ("quarter", EarningPeriod::Quarter)],
     );
     let payout_lag_months = match c.get(&table, "payout_lag_months", "") {
-        Some(Value::Integer(i)) if (0..=120).contains(i) => Some(*i as u32),
+        Some(Value::Integer(i)) if (0..=i64::from(u32::MAX)).contains(i) => Some(*i as u32),
         Some(v) => {
             c.problem(
                 "payout_lag_months",
@@ -267,7 +287,7 @@ pub fn parse_program(file: &str, bytes: &[u8]) -> Result<Program, Vec<String>> {
         }
         None => None,
     };
-    let minimum_payout_usd = c.decimal(&table, "minimum_payout_usd", "", USD_SCALE);
+    let minimum_payout_usd = c.decimal(&table, "minimum_payout_usd", "", THRESHOLD_SCALE);
     if minimum_payout_usd.is_some_and(|m| m < 0) {
         c.problem("minimum_payout_usd", "must not be negative");
     }
@@ -367,6 +387,15 @@ fn parse_levers(c: &mut Checker, table: &Table) -> Vec<Lever> {
     levers
 }
 
+/// A number written as a TOML integer or float, read as a threshold (for order checks only).
+fn loose_decimal(v: Option<&Value>) -> Option<i128> {
+    match v? {
+        Value::Integer(i) => Some(i128::from(*i) * decimal::pow10(THRESHOLD_SCALE)),
+        Value::Float(f) => decimal::parse(&format!("{f}"), THRESHOLD_SCALE).ok(),
+        _ => None,
+    }
+}
+
 fn parse_tiers(c: &mut Checker, lever: &Table, at: &str) -> Vec<Tier> {
     let Some(value) = lever.get("tiers") else { return Vec::new() };
     let Value::Array(items) = value else {
@@ -382,16 +411,18 @@ fn parse_tiers(c: &mut Checker, lever: &Table, at: &str) -> Vec<Tier> {
             continue;
         };
         c.unknown_fields(t, &TIER_FIELDS, &tat);
-        let min = c.decimal(t, "min_period_revenue_usd", &tat, USD_SCALE);
+        let min = c.decimal(t, "min_period_revenue_usd", &tat, THRESHOLD_SCALE);
         if min.is_some_and(|m| m < 0) {
             c.problem(&format!("{tat}min_period_revenue_usd"), "must not be negative");
         }
-        if let (Some(min), Some(prev)) = (min, last_min)
+        if let (Some(min), Some(prev)) =
+            (min.or_else(|| loose_decimal(t.get("min_period_revenue_usd"))), last_min)
             && min <= prev
         {
             c.problem(&format!("{tat}min_period_revenue_usd"), "tier minimums must be strictly ascending");
         }
-        last_min = min.or(last_min);
+        // A minimum refused only for being a TOML number still takes part in the order check.
+        last_min = min.or_else(|| loose_decimal(t.get("min_period_revenue_usd"))).or(last_min);
         let rate = c.rate(t, "rate", &tat);
         if let (Some(min), Some(rate)) = (min, rate) {
             tiers.push(Tier { min_period_revenue_usd: min, rate });
@@ -439,9 +470,14 @@ owner = "channel-finance"
         assert_eq!(p.id, "ir-fy27");
         assert_eq!(p.start, NaiveDate::from_ymd_opt(2026, 7, 1).unwrap());
         assert_eq!(p.earning_period, EarningPeriod::Quarter);
-        assert_eq!(p.minimum_payout_usd, 10_000);
+        assert_eq!(p.minimum_payout_usd, 10_000_000_000);
         assert_eq!(p.levers[0].rate, 4_000_000);
-        assert_eq!(p.levers[1].tiers, vec![Tier { min_period_revenue_usd: 5_000_000, rate: 3_000_000 }]);
+        assert_eq!(
+            p.levers[1].tiers,
+            vec![Tier { min_period_revenue_usd: 5_000_000_000_000, rate: 3_000_000 }]
+        );
+        assert!(reaches(5_000_000, p.levers[1].tiers[0].min_period_revenue_usd));
+        assert!(!reaches(4_999_999, p.levers[1].tiers[0].min_period_revenue_usd));
         assert_eq!(p.x.get("owner").and_then(Value::as_str), Some("channel-finance"));
     }
 
@@ -519,6 +555,48 @@ rate = 0.02
         assert!(problems.iter().any(|p| p.contains("at least one lever")));
         let syntax = parse_program("s.toml", b"id = ").unwrap_err();
         assert!(syntax[0].starts_with("s.toml: not valid TOML"), "{syntax:?}");
+    }
+
+    #[test]
+    fn numeric_tier_minimums_still_take_part_in_the_order_check_and_x_tables_are_allowed() {
+        let text = GOOD.replace(
+            "  [[levers.tiers]]\n  min_period_revenue_usd = \"50000\"\n  rate = \"0.03\"\n",
+            "  [[levers.tiers]]\n  min_period_revenue_usd = 100\n  rate = \"0.03\"\n  [[levers.tiers]]\n  min_period_revenue_usd = \"100\"\n  rate = \"0.04\"\n  [levers.tiers.x]\n  note = \"ok\"\n",
+        );
+        let problems = parse_program("t.toml", text.as_bytes()).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.contains("tiers[0].min_period_revenue_usd: write amounts")),
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p
+                    .contains("tiers[1].min_period_revenue_usd: tier minimums must be strictly ascending")),
+            "{problems:#?}"
+        );
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        let with_x = GOOD.replace("rate = \"0.04\"\n", "rate = \"0.04\"\n[levers.x]\nowner = \"a\"\n");
+        assert!(parse_program("x.toml", with_x.as_bytes()).is_ok());
+        let fine = GOOD
+            .replace("\"100.00\"", "\"100.12345678\"")
+            .replace("payout_lag_months = 2", "payout_lag_months = 240");
+        let p = parse_program("f.toml", fine.as_bytes()).unwrap();
+        assert_eq!((p.minimum_payout_usd, p.payout_lag_months), (10_012_345_678, 240));
+    }
+
+    #[test]
+    fn a_duplicate_id_is_reported_even_when_a_file_has_other_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path().to_str().unwrap()).unwrap();
+        store.put("a.toml", GOOD.as_bytes()).unwrap();
+        store.put("b.toml", GOOD.replace("rate = \"0.04\"", "rate = \"2\"").as_bytes()).unwrap();
+        let Err(Error::Config(problems)) = load_programs(&store) else { panic!("expected config error") };
+        assert!(problems.iter().any(|p| p.contains("b.toml: levers[0].rate")), "{problems:#?}");
+        assert!(
+            problems.contains(&"b.toml: program id 'ir-fy27' is already used by a.toml".to_string()),
+            "{problems:#?}"
+        );
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub enum Error {
     #[error("writing {path}: {reason}")]
     Write { path: String, reason: String },
 
+    /// Accepted data the reports cannot hold exactly (exit 2), e.g. a USD value beyond
+    /// Decimal(18, 2).
+    #[error("{0}")]
+    Data(String),
+
     /// Another run of the same date holds the lock (exit 2).
     #[error("{0}")]
     Locked(String),

@@ -87,11 +87,32 @@ fn map_header(feed: Feed, names: &[String], warnings: &mut Vec<String>) -> Resul
     Ok(columns.iter().map(|c| names.iter().position(|n| n == c).expect("checked above")).collect())
 }
 
+/// Whether a record's raw bytes end inside a quoted field (an unterminated quote: the parser
+/// then swallows everything to the end of the file).
+fn ends_inside_quotes(raw: &[u8]) -> bool {
+    let (mut in_quotes, mut field_start, mut i) = (false, true, 0);
+    while i < raw.len() {
+        let c = raw[i];
+        if in_quotes {
+            if c == b'"' {
+                if raw.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    in_quotes = false;
+                }
+            }
+            field_start = false;
+        } else {
+            in_quotes = c == b'"' && field_start;
+            field_start = matches!(c, b',' | b'\n' | b'\r');
+        }
+        i += 1;
+    }
+    in_quotes
+}
+
 fn read_csv(feed: Feed, bytes: &[u8]) -> Result<RawFile, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("empty file (no header row)".into());
-    }
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
     let mut out = RawFile::default();
     let mut record = csv::ByteRecord::new();
@@ -99,30 +120,36 @@ fn read_csv(feed: Feed, bytes: &[u8]) -> Result<RawFile, String> {
     let mut header_len = 0;
     let mut row = 0u64;
     loop {
+        let start = reader.position().byte() as usize;
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => return Err(format!("not readable as CSV after data row {row}: {e}")),
         }
-        let is_blank = record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace);
+        let raw = &bytes[start.min(bytes.len())..(reader.position().byte() as usize).min(bytes.len())];
+        // Blank: the line as delivered holds nothing but (Unicode) white space. A quoted
+        // empty cell is not blank: it is a record with one cell.
+        let is_blank = std::str::from_utf8(raw).is_ok_and(|t| t.trim().is_empty());
+        if is_blank {
+            continue;
+        }
         let cells: Vec<&str> = match record.iter().map(std::str::from_utf8).collect() {
             Ok(c) => c,
             Err(_) if positions.is_none() => return Err("header row is not valid UTF-8".into()),
             Err(_) => return Err(format!("data row {} is not valid UTF-8", row + 1)),
         };
-        let is_blank = is_blank && cells[0].trim().is_empty();
+        if ends_inside_quotes(raw) {
+            return Err(format!(
+                "a quoted cell opened in data row {} is never closed (a truncated or corrupt file?)",
+                row + 1
+            ));
+        }
         let Some(pos) = &positions else {
-            if is_blank {
-                continue;
-            }
             let names: Vec<String> = cells.iter().map(|c| c.trim().to_string()).collect();
             header_len = names.len();
             positions = Some(map_header(feed, &names, &mut out.warnings)?);
             continue;
         };
-        if is_blank {
-            continue;
-        }
         row += 1;
         let cells = if cells.len() == header_len {
             Ok(pos.iter().map(|&i| cells[i].to_string()).collect())
@@ -153,8 +180,17 @@ fn read_parquet(feed: Feed, bytes: Bytes) -> Result<RawFile, String> {
     let positions = map_header(feed, &names, &mut out.warnings)?;
     for &i in &positions {
         let field = builder.schema().field(i);
+        let value_type = match field.data_type() {
+            // Dictionary-encoded strings (e.g. pandas categoricals) are strings too.
+            DataType::Dictionary(_, v)
+                if matches!(**v, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) =>
+            {
+                v.as_ref()
+            }
+            other => other,
+        };
         let readable = matches!(
-            field.data_type(),
+            value_type,
             DataType::Utf8
                 | DataType::LargeUtf8
                 | DataType::Utf8View
@@ -230,6 +266,27 @@ mod tests {
         );
         assert_eq!(f.rows[1].row, 2, "blank lines take no row number");
         assert_eq!(f.warnings, ["extra column(s) ignored: note"]);
+    }
+
+    #[test]
+    fn unicode_white_space_lines_are_blank_but_quoted_empty_records_are_not() {
+        let f =
+            csv("user_id,partner_id,role\n\u{a0}\n\u{3000} \t\n\x0b\na,P1,incentive_user\n\"\"\n\"  \"\n")
+                .unwrap();
+        assert_eq!(
+            cells(&f),
+            vec![Ok(vec!["a".to_string(), "P1".into(), "incentive_user".into()]), Err(1), Err(1)]
+        );
+        assert_eq!(f.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn an_unterminated_quote_makes_the_file_unreadable() {
+        let err =
+            csv("user_id,partner_id,role\na,P1,incentive_user\n\"b,P2,incentive_user\nc,P3,x\n").unwrap_err();
+        assert!(err.contains("data row 2") && err.contains("never closed"), "{err}");
+        assert!(!ends_inside_quotes(b"\"a \"\"quoted\"\" cell\",x\n"));
+        assert!(!ends_inside_quotes(b"5\" screen,x\n"), "a quote inside an unquoted cell is text");
     }
 
     #[test]
@@ -309,6 +366,27 @@ mod corruption {
             let r = read_file(Feed::Users, Format::Parquet, &Bytes::copy_from_slice(&full[..len]));
             assert!(r.is_err(), "a parquet file cut at {len} bytes was read");
         }
+    }
+
+    #[test]
+    fn dictionary_encoded_strings_are_strings() {
+        use arrow::array::{ArrayRef, DictionaryArray, StringArray};
+        use arrow::datatypes::Int32Type;
+        use std::sync::Arc;
+        let roles: DictionaryArray<Int32Type> =
+            vec!["incentive_user", "incentive_admin"].into_iter().collect();
+        let batch = arrow::record_batch::RecordBatch::try_from_iter([
+            ("user_id", Arc::new(StringArray::from(vec!["a@x", "b@x"])) as ArrayRef),
+            ("partner_id", Arc::new(StringArray::from(vec!["P1", "P2"])) as ArrayRef),
+            ("role", Arc::new(roles) as ArrayRef),
+        ])
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let f = read_file(Feed::Users, Format::Parquet, &Bytes::from(buf)).unwrap();
+        assert_eq!(f.rows[1].cells, Ok(vec!["b@x".to_string(), "P2".into(), "incentive_admin".into()]));
     }
 
     #[test]

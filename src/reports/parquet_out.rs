@@ -27,15 +27,17 @@ fn days(d: NaiveDate) -> i32 {
     (d - epoch).num_days() as i32
 }
 
-fn array(values: &Values) -> Result<(DataType, ArrayRef)> {
+fn array(name: &str, values: &Values) -> Result<(DataType, ArrayRef)> {
     Ok(match values {
         Values::Text(v) => (DataType::Utf8, Arc::new(StringArray::from_iter(v.iter().map(|s| s.as_deref())))),
         Values::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v.clone()))),
         Values::Decimal { values, scale, .. } => {
             const LIMIT: i128 = 1_000_000_000_000_000_000; // 10^18: Decimal(18, s) holds less
             if let Some(v) = values.iter().flatten().find(|v| v.abs() >= LIMIT) {
-                return Err(Error::Internal(format!(
-                    "{} does not fit Decimal(18, {scale})",
+                return Err(Error::Data(format!(
+                    "a value of {} ({}) does not fit the parquet type Decimal(18, {scale}); \
+                     check the amounts and exchange rates delivered",
+                    name,
                     crate::decimal::format(*v, *scale)
                 )));
             }
@@ -67,7 +69,7 @@ pub fn to_parquet(table: &Table, metadata: &[(&str, String)]) -> Result<Vec<u8>>
     let mut fields = Vec::new();
     let mut arrays = Vec::new();
     for (name, values) in &table.columns {
-        let (dt, a) = array(values)?;
+        let (dt, a) = array(&format!("{}.{name}", table.name), values)?;
         fields.push(Field::new(*name, dt, true));
         arrays.push(a);
     }

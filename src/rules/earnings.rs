@@ -88,7 +88,12 @@ pub struct ProgramEarnings<'a> {
 
 fn mul(a: i128, b: i128, tx: &Transaction) -> Result<i128> {
     a.checked_mul(b).ok_or_else(|| {
-        Error::Internal(format!("transaction {}: amount too large to compute exactly", tx.transaction_id))
+        Error::Data(format!(
+            "transaction {} ({} {}): the amount is too large to compute its earnings exactly",
+            tx.transaction_id,
+            decimal::format(tx.amount, AMOUNT_SCALE),
+            tx.currency
+        ))
     })
 }
 
@@ -106,7 +111,7 @@ pub fn tier_rate(lever: &Lever, revenue_cents: i128) -> i128 {
         .tiers
         .iter()
         .rev()
-        .find(|t| revenue_cents >= t.min_period_revenue_usd)
+        .find(|t| crate::config::reaches(revenue_cents, t.min_period_revenue_usd))
         .map_or(lever.rate, |t| t.rate)
 }
 

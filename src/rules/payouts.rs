@@ -136,7 +136,7 @@ pub fn payouts(
             if g.earning_type == EarningType::Rebate && g.status == Status::CarriedForward {
                 balance += g.total_usd;
                 pending.push(i);
-                if balance >= program.minimum_payout_usd {
+                if crate::config::reaches(balance, program.minimum_payout_usd) {
                     let releasing = g.period;
                     let id = stable_id(&[&program.id, &partner, &releasing.label(), "rebate"]);
                     let date = releasing.payment_date(program.payout_lag_months);

@@ -65,7 +65,8 @@ impl Period {
     /// `lag` months after the month in which the period closes.
     pub fn payment_date(self, lag: u32) -> NaiveDate {
         let closes = self.closes_on();
-        ymd(closes.year(), closes.month(), 15) + Months::new(lag)
+        // A lag beyond the calendar (thousands of years) saturates instead of panicking.
+        ymd(closes.year(), closes.month(), 15).checked_add_months(Months::new(lag)).unwrap_or(NaiveDate::MAX)
     }
 }
 

@@ -291,7 +291,10 @@ fn check(feeds: &Feeds, results: &[ProgramResult]) -> Result<(), String> {
                 *payout_totals.entry(p).or_default() += g.total_usd;
             }
         }
-        if let Some((p, t)) = payout_totals.iter().find(|(_, t)| **t < r.program.minimum_payout_usd) {
+        if let Some((p, t)) = payout_totals
+            .iter()
+            .find(|(_, t)| !incentives::config::reaches(**t, r.program.minimum_payout_usd))
+        {
             return Err(format!("{id}: payout {p} releases {t}, below the minimum"));
         }
         let mut seen = HashSet::new();
