@@ -26,14 +26,20 @@ use crate::store::{Store, Version};
 /// How long a lock is honoured without its holder finishing.
 const LOCK_TTL_HOURS: i64 = 6;
 
-/// Test hook: `INCENTIVES_TEST_KILL_AT=N` makes the process SIGKILL itself at the N-th
-/// checkpoint of publishing (1 = after the first staged file). Used by the crash tests.
+/// Test hook for the crash and fault tests: `INCENTIVES_TEST_KILL_AT=N` makes the process
+/// SIGKILL itself at the N-th checkpoint of publishing (1 = after the first staged file);
+/// `INCENTIVES_TEST_KILL_AT=N:PID` stops process PID instead (a storage server, with SIGTERM).
 fn checkpoint(counter: &mut u32) {
     *counter += 1;
-    if let Ok(at) = std::env::var("INCENTIVES_TEST_KILL_AT")
-        && at.parse() == Ok(*counter)
-    {
-        let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
+    let Ok(spec) = std::env::var("INCENTIVES_TEST_KILL_AT") else { return };
+    let (at, pid) = spec.split_once(':').unwrap_or((&spec, ""));
+    if at.parse() != Ok(*counter) {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let (signal, target) = if pid.is_empty() { ("-KILL", me.as_str()) } else { ("-TERM", pid) };
+    let _ = std::process::Command::new("kill").args([signal, target]).status();
+    if pid.is_empty() {
         std::thread::sleep(std::time::Duration::from_secs(10));
     }
 }

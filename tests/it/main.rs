@@ -2,6 +2,7 @@
 
 mod bi_readers;
 mod cli;
+mod cloud;
 mod common;
 mod deliveries;
 mod golden;
