@@ -390,6 +390,103 @@ fn list_local(root: &FsPath, dir: &FsPath, out: &mut Vec<Entry>) -> std::io::Res
     Ok(())
 }
 
+/// A file opened for reading in ranges (parquet): a local file, or an object read with ranged
+/// GETs, never buffered whole.
+pub enum RangeFile {
+    Local(std::fs::File),
+    Remote { store: Arc<dyn ObjectStore>, path: Path, len: u64 },
+}
+
+impl parquet::file::reader::Length for RangeFile {
+    fn len(&self) -> u64 {
+        match self {
+            RangeFile::Local(f) => parquet::file::reader::Length::len(f),
+            RangeFile::Remote { len, .. } => *len,
+        }
+    }
+}
+
+impl parquet::file::reader::ChunkReader for RangeFile {
+    type T = Box<dyn std::io::Read + Send>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        match self {
+            RangeFile::Local(f) => Ok(Box::new(parquet::file::reader::ChunkReader::get_read(f, start)?)),
+            RangeFile::Remote { len, .. } => {
+                let length = usize::try_from(len.saturating_sub(start)).unwrap_or(usize::MAX);
+                Ok(Box::new(bytes::Buf::reader(self.get_bytes(start, length)?)))
+            }
+        }
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        match self {
+            RangeFile::Local(f) => parquet::file::reader::ChunkReader::get_bytes(f, start, length),
+            RangeFile::Remote { store, path, .. } => {
+                let (store, path) = (store.clone(), path.clone());
+                runtime()
+                    .block_on(async move { store.get_range(&path, start..start + length as u64).await })
+                    .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+            }
+        }
+    }
+}
+
+/// A blocking reader over an object's byte stream.
+struct StreamReader {
+    stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl std::io::Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            use futures::StreamExt;
+            match runtime().block_on(self.stream.next()) {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
+
+impl Store {
+    /// `rel` as a stream of bytes (CSV, gzip): read once, front to back, never buffered whole.
+    pub fn reader(&self, rel: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        let unreadable =
+            |e: &dyn std::fmt::Display| Error::unreadable(self.display(rel), format!("cannot read: {e}"));
+        match &self.backend {
+            Backend::Local(root) => {
+                Ok(Box::new(std::fs::File::open(root.join(rel)).map_err(|e| unreadable(&e))?))
+            }
+            Backend::Remote(store) => {
+                let (store, path) = (store.clone(), object_path(rel)?);
+                let stream = runtime()
+                    .block_on(async move { store.get(&path).await.map(|r| r.into_stream()) })
+                    .map_err(|e| unreadable(&e))?;
+                Ok(Box::new(StreamReader { stream, current: Bytes::new() }))
+            }
+        }
+    }
+
+    /// `rel` for reading in ranges (parquet); `size` as listed.
+    pub fn range_file(&self, rel: &str, size: u64) -> Result<RangeFile> {
+        match &self.backend {
+            Backend::Local(root) => std::fs::File::open(root.join(rel))
+                .map(RangeFile::Local)
+                .map_err(|e| Error::unreadable(self.display(rel), format!("cannot read: {e}"))),
+            Backend::Remote(store) => {
+                Ok(RangeFile::Remote { store: store.clone(), path: object_path(rel)?, len: size })
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::ChunkReader;
 
 use super::Feed;
 use super::landing::Format;
@@ -33,32 +34,36 @@ pub struct RawFile {
     pub warnings: Vec<String>,
 }
 
-/// Reads `bytes` of a delivery file. An `Err` is the reason the whole file cannot be read.
+/// Reads a whole delivery file held in memory (tests, small files). An `Err` is the reason the
+/// whole file cannot be read.
 pub fn read_file(feed: Feed, format: Format, bytes: &Bytes) -> Result<RawFile, String> {
     match format {
-        Format::Csv => read_csv(feed, bytes),
-        Format::CsvGz => {
-            let mut text = Vec::new();
-            flate2::read::MultiGzDecoder::new(bytes.as_ref())
-                .read_to_end(&mut text)
-                .map_err(|e| format!("not a readable gzip file: {e}"))?;
-            read_csv(feed, &text)
-        }
-        Format::Parquet => {
-            // The parquet reader can panic on some corrupt footers (it asserts instead of
-            // returning an error); a damaged file must be an error naming it, never a crash.
-            let bytes = bytes.clone();
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_parquet(feed, bytes)))
-                .unwrap_or_else(|panic| {
-                    let why = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    Err(format!("not a readable parquet file: corrupt metadata ({why})"))
-                })
-        }
+        Format::Csv | Format::CsvGz => read_stream(feed, format, bytes.as_ref()),
+        Format::Parquet => read_parquet(feed, bytes.clone()),
     }
+}
+
+/// Reads a CSV delivery (plain or gzip) front to back from a stream.
+pub fn read_stream(feed: Feed, format: Format, reader: impl Read) -> Result<RawFile, String> {
+    match format {
+        Format::CsvGz => read_csv(feed, flate2::read::MultiGzDecoder::new(reader), "gzip"),
+        _ => read_csv(feed, reader, "CSV"),
+    }
+}
+
+/// Reads a parquet delivery through ranged reads. The parquet reader can panic on some corrupt
+/// footers (it asserts instead of returning an error); a damaged file must be an error naming
+/// it, never a crash.
+pub fn read_parquet<R: ChunkReader + 'static>(feed: Feed, file: R) -> Result<RawFile, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_parquet_unguarded(feed, file)))
+        .unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("not a readable parquet file: corrupt metadata ({why})"))
+        })
 }
 
 /// Maps header names to the feed's columns: `positions[i]` is where column `i` of the table
@@ -111,9 +116,32 @@ fn ends_inside_quotes(raw: &[u8]) -> bool {
     in_quotes
 }
 
-fn read_csv(feed: Feed, bytes: &[u8]) -> Result<RawFile, String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+/// Keeps the bytes the CSV parser has read but not yet passed, so that each record's raw text
+/// can be looked at (blank lines, unterminated quotes) without holding the whole file.
+struct Recorder<R> {
+    inner: R,
+    seen: std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+}
+
+impl<R: Read> Read for Recorder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen.borrow_mut().extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn read_csv(feed: Feed, reader: impl Read, kind: &str) -> Result<RawFile, String> {
+    let mut input = std::io::BufReader::with_capacity(1 << 16, reader);
+    let io_error = |e: std::io::Error| format!("not a readable {kind} file: {e}");
+    if std::io::BufRead::fill_buf(&mut input).map_err(io_error)?.starts_with(b"\xEF\xBB\xBF") {
+        std::io::BufRead::consume(&mut input, 3);
+    }
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let recorder = Recorder { inner: input, seen: seen.clone() };
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(recorder);
+    // Absolute offset of seen[0].
+    let mut base = 0usize;
     let mut out = RawFile::default();
     let mut record = csv::ByteRecord::new();
     let mut positions: Option<Vec<usize>> = None;
@@ -124,12 +152,25 @@ fn read_csv(feed: Feed, bytes: &[u8]) -> Result<RawFile, String> {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(format!("not readable as CSV after data row {row}: {e}")),
+            Err(e) => {
+                let what = if e.is_io_error() { kind } else { "CSV" };
+                return Err(format!("not a readable {what} file after data row {row}: {e}"));
+            }
         }
-        let raw = &bytes[start.min(bytes.len())..(reader.position().byte() as usize).min(bytes.len())];
-        // Blank: the line as delivered holds nothing but (Unicode) white space. A quoted
-        // empty cell is not blank: it is a record with one cell.
-        let is_blank = std::str::from_utf8(raw).is_ok_and(|t| t.trim().is_empty());
+        let end = reader.position().byte() as usize;
+        let (is_blank, unterminated) = {
+            let seen = seen.borrow();
+            let raw = &seen[(start - base).min(seen.len())..(end - base).min(seen.len())];
+            // Blank: the line as delivered holds nothing but (Unicode) white space. A quoted
+            // empty cell is not blank: it is a record with one cell.
+            (std::str::from_utf8(raw).is_ok_and(|t| t.trim().is_empty()), ends_inside_quotes(raw))
+        };
+        {
+            let mut seen = seen.borrow_mut();
+            let done = (end - base).min(seen.len());
+            seen.drain(..done);
+            base += done;
+        }
         if is_blank {
             continue;
         }
@@ -138,7 +179,7 @@ fn read_csv(feed: Feed, bytes: &[u8]) -> Result<RawFile, String> {
             Err(_) if positions.is_none() => return Err("header row is not valid UTF-8".into()),
             Err(_) => return Err(format!("data row {} is not valid UTF-8", row + 1)),
         };
-        if ends_inside_quotes(raw) {
+        if unterminated {
             return Err(format!(
                 "a quoted cell opened in data row {} is never closed (a truncated or corrupt file?)",
                 row + 1
@@ -164,9 +205,9 @@ fn read_csv(feed: Feed, bytes: &[u8]) -> Result<RawFile, String> {
     Ok(out)
 }
 
-fn read_parquet(feed: Feed, bytes: Bytes) -> Result<RawFile, String> {
+fn read_parquet_unguarded<R: ChunkReader + 'static>(feed: Feed, file: R) -> Result<RawFile, String> {
     let corrupt = |e: parquet::errors::ParquetError| format!("not a readable parquet file: {e}");
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(corrupt)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(corrupt)?;
     let negative = builder.metadata().row_groups().iter().flat_map(|g| g.columns()).any(|c| {
         c.data_page_offset() < 0
             || c.compressed_size() < 0
@@ -247,7 +288,7 @@ mod tests {
     use super::*;
 
     fn csv(text: &str) -> Result<RawFile, String> {
-        read_csv(Feed::Users, text.as_bytes())
+        read_csv(Feed::Users, text.as_bytes(), "CSV")
     }
 
     fn cells(f: &RawFile) -> Vec<Result<Vec<String>, usize>> {
@@ -302,7 +343,7 @@ mod tests {
         assert!(csv("user_id,partner_id\n").unwrap_err().contains("missing column(s) role"));
         assert!(csv("user_id,partner_id,role,role\n").unwrap_err().contains("twice"));
         let bad_utf8 = b"user_id,partner_id,role\n\xff,P1,incentive_user\n";
-        assert!(read_csv(Feed::Users, bad_utf8).unwrap_err().contains("row 1"));
+        assert!(read_csv(Feed::Users, &bad_utf8[..], "CSV").unwrap_err().contains("row 1"));
     }
 
     #[test]

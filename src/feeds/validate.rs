@@ -8,15 +8,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bytes::Bytes;
 use chrono::NaiveDate;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::Feed;
 use super::cells::{self, AMOUNT_LIMIT, AMOUNT_SCALE, Code, MAX_QUANTITY, Problem, RATE_SCALE, RowCheck};
+use super::landing::Format;
 use super::landing::{DeliveryFile, Ignored, Landing};
-use super::read::{RawFile, RawRow, read_file};
+use super::read::{RawFile, RawRow, read_parquet, read_stream};
 use super::tables::*;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -135,11 +135,48 @@ pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going:
     Ok(ingest)
 }
 
+/// Feeds every byte read through SHA-256, for the manifest.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// SHA-256 of a whole stream, read in pieces.
+fn sha256_of(reader: impl std::io::Read) -> std::io::Result<String> {
+    let mut h = Hashing { inner: reader, hasher: Sha256::new() };
+    std::io::copy(&mut h, &mut std::io::sink())?;
+    Ok(hex(&h.hasher.finalize()))
+}
+
+/// Reads one delivery without holding it whole: CSV streams through the parser and the hash
+/// in one pass; parquet is read in ranges (and streamed once for its hash).
 fn load<'a>(store: &Store, file: &'a DeliveryFile) -> Result<Loaded<'a>> {
-    let bytes: Bytes = store.get(&file.path)?;
-    let sha256 = hex(&Sha256::digest(&bytes));
-    let raw = read_file(file.feed, file.format, &bytes)
-        .map_err(|reason| Error::unreadable(store.display(&file.path), reason))?;
+    let unreadable = |reason: String| Error::unreadable(store.display(&file.path), reason);
+    let (raw, sha256) = match file.format {
+        Format::Parquet => {
+            let raw =
+                read_parquet(file.feed, store.range_file(&file.path, file.size)?).map_err(unreadable)?;
+            let sha =
+                sha256_of(store.reader(&file.path)?).map_err(|e| unreadable(format!("cannot read: {e}")))?;
+            (raw, sha)
+        }
+        Format::Csv | Format::CsvGz => {
+            let mut hashing = Hashing { inner: store.reader(&file.path)?, hasher: Sha256::new() };
+            let raw = read_stream(file.feed, file.format, &mut hashing).map_err(unreadable)?;
+            // The parser stops at the last record; hash whatever follows it too.
+            std::io::copy(&mut hashing, &mut std::io::sink())
+                .map_err(|e| unreadable(format!("cannot read: {e}")))?;
+            (raw, hex(&hashing.hasher.finalize()))
+        }
+    };
     Ok(Loaded { file, raw, sha256 })
 }
 
