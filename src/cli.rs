@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
+use crate::generate::FileFormat;
 use crate::run::{self, Options, Outcome};
 
 /// The nightly job of a channel-partner incentives program: ingests the day's feeds, decides
@@ -49,6 +50,36 @@ pub enum Command {
     /// Run the daily job for a run date: validate the feeds, then write the reports and the
     /// run manifest (last) under --output.
     Run(CommonArgs),
+    /// Write a synthetic landing zone (OUTPUT/landing) and matching programs (OUTPUT/pipelines)
+    /// for scale tests and benchmarks: all seven feeds, skewed partners, refunds, late lines.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of partners (all three types).
+    #[arg(long, default_value_t = 1000)]
+    pub partners: usize,
+    /// Number of sales (refunds of some of them come on top).
+    #[arg(long, default_value_t = 100_000)]
+    pub transactions: u64,
+    /// Months of daily deliveries, from --start.
+    #[arg(long, default_value_t = 12)]
+    pub months: u32,
+    /// Seed: the same seed gives the same files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value_t = FileFormat::Parquet)]
+    pub format: FileFormat,
+    /// Share of transaction rows made bad on purpose, 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
+    pub bad_rows: f64,
+    /// First day of the data.
+    #[arg(long, value_parser = parse_run_date, default_value = "2026-07-01")]
+    pub start: NaiveDate,
+    /// Where to write (a folder or object-store URL).
+    #[arg(long, value_name = "URI")]
+    pub output: String,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +154,7 @@ pub fn main() -> ExitCode {
     let (args, result) = match &cli.command {
         Command::Validate(a) => (a, run::validate(&a.options(cli.quiet))),
         Command::Run(a) => (a, run::run(&a.options(cli.quiet))),
+        Command::Generate(g) => return generate(g, cli.quiet),
     };
     match result {
         Ok(outcome) => {
@@ -147,6 +179,44 @@ pub fn main() -> ExitCode {
             if let Error::UnreadableFile { .. } = e {
                 eprintln!("incentives: (use --keep-going to skip files that cannot be read)");
             }
+            e.exit_code()
+        }
+    }
+}
+
+fn generate(g: &GenerateArgs, quiet: bool) -> ExitCode {
+    if !(0.0..=1.0).contains(&g.bad_rows) {
+        eprintln!("incentives: --bad-rows must be between 0 and 1, not {}", g.bad_rows);
+        return ExitCode::from(78);
+    }
+    let opts = crate::generate::Options {
+        partners: g.partners,
+        transactions: g.transactions,
+        months: g.months,
+        seed: g.seed,
+        format: g.format,
+        output: g.output.clone(),
+        bad_rows: g.bad_rows,
+        start: g.start,
+        progress: !quiet && std::io::stderr().is_terminal(),
+    };
+    let started = std::time::Instant::now();
+    match crate::generate::generate(&opts) {
+        Ok(s) => {
+            if !quiet {
+                println!(
+                    "wrote {} files ({} transaction rows, {:.1} MB) to {} in {:.1}s",
+                    s.files,
+                    s.transactions,
+                    s.bytes as f64 / 1e6,
+                    g.output,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("incentives: {e}");
             e.exit_code()
         }
     }

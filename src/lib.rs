@@ -9,6 +9,7 @@ pub mod config;
 pub mod decimal;
 pub mod error;
 pub mod feeds;
+pub mod generate;
 pub mod publish;
 pub mod reports;
 pub mod rules;
