@@ -157,31 +157,36 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         ("run_date", d.to_string()),
         ("run_id", run_id.clone()),
     ];
-    let tables = [
-        tables::eligibility(d, &results),
-        tables::earnings(d, &results),
-        tables::unearned(d, &results),
-        tables::payouts(d, &results),
-        tables::dashboard(d, data_as_of, &results),
-        rejects::table(d, &ingest.rejects),
-    ];
-    let mut files: Vec<(String, u64, Vec<u8>)> = Vec::new();
-    for table in &tables {
-        for (path, bytes) in report_files(table, d, &metadata)? {
-            files.push((path, table.rows() as u64, bytes));
-        }
-    }
-    let mut partner_ids: Vec<&str> = ingest.feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
-    partner_ids.sort_unstable();
-    let table_refs: Vec<&Table> = tables.iter().collect();
-    files.extend(exports::export_files(d, &partner_ids, &ingest.feeds.users, &table_refs));
+    // Each report is built, written and exported, then dropped; each file is staged as soon
+    // as it is made, so that one report and one file at a time are held in memory.
     let mut outputs = BTreeMap::new();
     let mut written = Vec::new();
-    for (path, rows, bytes) in files {
+    let mut stage = |path: String, rows: u64, bytes: Vec<u8>| -> Result<()> {
         outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::hex(&Sha256::digest(&bytes)) });
         publication.write(&path, &bytes)?;
         written.push(path);
+        Ok(())
+    };
+    let mut partner_ids: Vec<&str> = ingest.feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
+    partner_ids.sort_unstable();
+    let builders: [&dyn Fn() -> Table; 6] = [
+        &|| tables::eligibility(d, &results),
+        &|| tables::earnings(d, &results),
+        &|| tables::unearned(d, &results),
+        &|| tables::payouts(d, &results),
+        &|| tables::dashboard(d, data_as_of, &results),
+        &|| rejects::table(d, &ingest.rejects),
+    ];
+    for build in builders {
+        let table = build();
+        for (path, bytes) in report_files(&table, d, &metadata)? {
+            stage(path, table.rows() as u64, bytes)?;
+        }
+        if exports::EXPORTED.contains(&table.name) {
+            exports::export_report(d, &partner_ids, &table, &mut stage)?;
+        }
     }
+    exports::export_access(d, &partner_ids, &ingest.feeds.users, &mut stage)?;
     let (inputs, ignored, skipped, totals) = Manifest::inputs(&ingest);
     let manifest = Manifest {
         run_date: d.to_string(),

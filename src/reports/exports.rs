@@ -56,37 +56,45 @@ fn access(partner_id: &str, users: &[&User]) -> Table {
     }
 }
 
-/// Every export file: `(path relative to the output, rows, CSV bytes)`, for every partner in
-/// `partner_ids`. `reports` must include the four exported reports.
-pub fn export_files(
+/// The export files of one report (one of [`EXPORTED`]) for every partner in `partner_ids`,
+/// handed to `sink` one at a time as `(path relative to the output, rows, CSV bytes)`.
+pub fn export_report<E>(
+    run_date: chrono::NaiveDate,
+    partner_ids: &[&str],
+    report: &Table,
+    mut sink: impl FnMut(String, u64, Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    // Row indexes of each partner, found in one pass.
+    let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, id) in report.text_column("partner_id").iter().enumerate() {
+        index.entry(id.as_deref().unwrap_or_default()).or_default().push(i);
+    }
+    for &id in partner_ids {
+        let rows = index.get(id).map(Vec::as_slice).unwrap_or_default();
+        let path = format!("exports/run_date={run_date}/{}/{}.csv", folder_name(id), report.name);
+        sink(path, rows.len() as u64, csv_out::to_csv(&report.select(rows)))?;
+    }
+    Ok(())
+}
+
+/// `access.csv` of every partner in `partner_ids`, handed to `sink` one at a time.
+pub fn export_access<E>(
     run_date: chrono::NaiveDate,
     partner_ids: &[&str],
     users: &[User],
-    reports: &[&Table],
-) -> Vec<(String, u64, Vec<u8>)> {
-    // Row indexes of each partner in each exported report, found in one pass per report.
-    let mut index: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-    for t in reports.iter().filter(|t| EXPORTED.contains(&t.name)) {
-        for (i, id) in t.text_column("partner_id").iter().enumerate() {
-            index.entry((t.name, id.as_deref().unwrap_or_default())).or_default().push(i);
-        }
-    }
+    mut sink: impl FnMut(String, u64, Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
     let mut users_of: HashMap<&str, Vec<&User>> = HashMap::new();
     for u in users {
         users_of.entry(&u.partner_id).or_default().push(u);
     }
-    let mut out = Vec::new();
     for &id in partner_ids {
-        let dir = format!("exports/run_date={run_date}/{}", folder_name(id));
-        for t in reports.iter().filter(|t| EXPORTED.contains(&t.name)) {
-            let rows = index.get(&(t.name, id)).map(Vec::as_slice).unwrap_or_default();
-            out.push((format!("{dir}/{}.csv", t.name), rows.len() as u64, csv_out::to_csv(&t.select(rows))));
-        }
         let users = users_of.get(id).map(Vec::as_slice).unwrap_or_default();
         let access = access(id, users);
-        out.push((format!("{dir}/access.csv"), access.rows() as u64, csv_out::to_csv(&access)));
+        let path = format!("exports/run_date={run_date}/{}/access.csv", folder_name(id));
+        sink(path, access.rows() as u64, csv_out::to_csv(&access))?;
     }
-    out
+    Ok(())
 }
 
 #[cfg(test)]
@@ -178,7 +186,20 @@ mod hostile_ids {
             let reports: Vec<Table> = EXPORTED.iter().map(|n| table(n)).collect();
             let refs: Vec<&Table> = reports.iter().collect();
             let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let files = export_files(chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(), &id_refs, &[], &refs);
+            let mut files = Vec::new();
+            let date = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+            for report in &refs {
+                export_report(date, &id_refs, report, |p, n, b| {
+                    files.push((p, n, b));
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+            }
+            export_access(date, &id_refs, &[], |p, n, b| {
+                files.push((p, n, b));
+                Ok::<(), ()>(())
+            })
+            .unwrap();
             let mut folders = std::collections::BTreeSet::new();
             for (path, n, bytes) in &files {
                 let parts: Vec<&str> = path.split('/').collect();
