@@ -38,9 +38,10 @@ impl EarningType {
     }
 }
 
-/// USD thresholds of a program (the payout minimum, tier minimums) are held in units of 10^-8,
-/// as written (up to 8 fraction digits), and compared with cent totals by [`reaches`].
-pub const THRESHOLD_SCALE: u32 = 8;
+/// USD thresholds of a program (the payout minimum, tier minimums) are held in units of 10^-18,
+/// exactly as written (the spec limits the digits of rates only), and compared with cent totals
+/// by [`reaches`].
+pub const THRESHOLD_SCALE: u32 = 18;
 
 /// Whether a total in cents reaches a threshold (>=), exactly.
 pub fn reaches(total_cents: i128, threshold: i128) -> bool {
@@ -164,11 +165,7 @@ impl Checker<'_> {
 
     fn string(&mut self, table: &Table, key: &str, at: &str) -> Option<String> {
         match self.get(table, key, at)? {
-            Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-            Value::String(_) => {
-                self.problem(&format!("{at}{key}"), "must not be empty");
-                None
-            }
+            Value::String(s) => Some(s.clone()),
             other => {
                 self.problem(&format!("{at}{key}"), format!("expected a string, found {}", other.type_str()));
                 None
@@ -355,7 +352,7 @@ fn parse_levers(c: &mut Checker, table: &Table) -> Vec<Lever> {
                 }
                 for f in fs {
                     match f {
-                        Value::String(s) if !s.trim().is_empty() => {
+                        Value::String(s) => {
                             let lever = name.clone().unwrap_or_else(|| format!("levers[{i}]"));
                             if let Some(other) = families.insert(s.clone(), lever.clone()) {
                                 c.problem(
@@ -367,7 +364,7 @@ fn parse_levers(c: &mut Checker, table: &Table) -> Vec<Lever> {
                         }
                         other => c.problem(
                             &format!("{at}product_families"),
-                            format!("expected non-empty strings, found {other}"),
+                            format!("expected strings, found {other}"),
                         ),
                     }
                 }
@@ -470,11 +467,11 @@ owner = "channel-finance"
         assert_eq!(p.id, "ir-fy27");
         assert_eq!(p.start, NaiveDate::from_ymd_opt(2026, 7, 1).unwrap());
         assert_eq!(p.earning_period, EarningPeriod::Quarter);
-        assert_eq!(p.minimum_payout_usd, 10_000_000_000);
+        assert_eq!(p.minimum_payout_usd, 100 * decimal::pow10(THRESHOLD_SCALE));
         assert_eq!(p.levers[0].rate, 4_000_000);
         assert_eq!(
             p.levers[1].tiers,
-            vec![Tier { min_period_revenue_usd: 5_000_000_000_000, rate: 3_000_000 }]
+            vec![Tier { min_period_revenue_usd: 50_000 * decimal::pow10(THRESHOLD_SCALE), rate: 3_000_000 }]
         );
         assert!(reaches(5_000_000, p.levers[1].tiers[0].min_period_revenue_usd));
         assert!(!reaches(4_999_999, p.levers[1].tiers[0].min_period_revenue_usd));
@@ -579,10 +576,10 @@ rate = 0.02
         let with_x = GOOD.replace("rate = \"0.04\"\n", "rate = \"0.04\"\n[levers.x]\nowner = \"a\"\n");
         assert!(parse_program("x.toml", with_x.as_bytes()).is_ok());
         let fine = GOOD
-            .replace("\"100.00\"", "\"100.12345678\"")
+            .replace("\"100.00\"", "\"100.123456789\"")
             .replace("payout_lag_months = 2", "payout_lag_months = 240");
         let p = parse_program("f.toml", fine.as_bytes()).unwrap();
-        assert_eq!((p.minimum_payout_usd, p.payout_lag_months), (10_012_345_678, 240));
+        assert_eq!((p.minimum_payout_usd, p.payout_lag_months), (100_123_456_789 * decimal::pow10(9), 240));
     }
 
     #[test]

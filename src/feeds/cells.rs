@@ -128,10 +128,14 @@ pub fn month_of(d: NaiveDate) -> NaiveDate {
     d.with_day(1).expect("day 1 exists in every month")
 }
 
-/// An active ISO 4217 currency with a minor unit: its code and number of minor digits.
+/// Codes the `iso_currency` table marks superseded that ISO 4217 still lists as active: VES
+/// (928) stays in use beside VED (926), which was added in 2021 and did not replace it.
+const STILL_ACTIVE: [&str; 1] = ["VES"];
+
+/// An active ISO 4217 currency with a minor unit: its number of minor digits.
 pub fn currency_minor_digits(code: &str) -> Option<u32> {
     let c = iso_currency::Currency::from_code(code)?;
-    if c.code() != code || c.is_superseded().is_some() {
+    if c.code() != code || (c.is_superseded().is_some() && !STILL_ACTIVE.contains(&code)) {
         return None;
     }
     c.exponent().map(u32::from)
@@ -335,6 +339,8 @@ mod tests {
         assert_eq!(currency_minor_digits("USD"), Some(2));
         assert_eq!(currency_minor_digits("JPY"), Some(0));
         assert_eq!(currency_minor_digits("KWD"), Some(3));
+        assert_eq!(currency_minor_digits("VES"), Some(2), "still active beside VED");
+        assert_eq!(currency_minor_digits("VED"), Some(2));
         for bad in ["usd", "EURO", "ABC", "XAU", "XXX", "HRK", ""] {
             assert_eq!(currency_minor_digits(bad), None, "{bad}");
         }
