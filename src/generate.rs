@@ -5,7 +5,8 @@
 //! for six currencies (0, 2 and 3 minor digits); daily transaction files delivered the next
 //! morning, some days late; skewed partner sizes (a few partners make most sales); refunds of
 //! real earlier sales; and optionally a share of bad rows. Deterministic for a seed. The three
-//! program files that match go to `<output>/pipelines/`, the feeds to `<output>/landing/`.
+//! program files that match (the shipped FY27 programs) go to `<output>/pipelines/`, the feeds
+//! to `<output>/landing/`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -510,95 +511,11 @@ pub fn generate(opts: &Options) -> Result<Summary> {
     Ok(summary)
 }
 
-/// The programs that match the generated feeds.
+/// The programs that match the generated feeds: the shipped FY27 programs.
 const PROGRAMS: [(&str, &str); 3] = [
-    (
-        "direct-reseller.toml",
-        r#"id = "direct-reseller"
-name = "Direct reseller incentive"
-partner_type = "direct_reseller"
-start = "2026-07-01"
-end = "2027-06-30"
-earning_period = "month"
-payout_lag_months = 2
-minimum_payout_usd = "250.00"
-
-[[levers]]
-name = "core"
-earning_type = "rebate"
-product_families = ["modern_work", "dynamics"]
-rate = "0.04"
-
-[[levers]]
-name = "azure"
-earning_type = "rebate"
-product_families = ["azure"]
-rate = "0.03"
-  [[levers.tiers]]
-  min_period_revenue_usd = "50000.00"
-  rate = "0.035"
-
-[[levers]]
-name = "security-coop"
-earning_type = "coop"
-product_families = ["security"]
-rate = "0.02"
-"#,
-    ),
-    (
-        "indirect-provider.toml",
-        r#"id = "indirect-provider"
-name = "Indirect provider incentive"
-partner_type = "indirect_provider"
-start = "2026-07-01"
-end = "2027-06-30"
-earning_period = "quarter"
-payout_lag_months = 2
-minimum_payout_usd = "100.00"
-
-[[levers]]
-name = "core"
-earning_type = "rebate"
-product_families = ["modern_work", "dynamics", "security"]
-rate = "0.015"
-
-[[levers]]
-name = "azure-coop"
-earning_type = "coop"
-product_families = ["azure"]
-rate = "0.01"
-  [[levers.tiers]]
-  min_period_revenue_usd = "100000.00"
-  rate = "0.0125"
-"#,
-    ),
-    (
-        "indirect-reseller.toml",
-        r#"id = "indirect-reseller"
-name = "Indirect reseller incentive"
-partner_type = "indirect_reseller"
-start = "2026-07-01"
-end = "2027-06-30"
-earning_period = "month"
-payout_lag_months = 1
-minimum_payout_usd = "100.00"
-
-[[levers]]
-name = "core"
-earning_type = "rebate"
-product_families = ["modern_work", "dynamics"]
-rate = "0.05"
-  [[levers.tiers]]
-  min_period_revenue_usd = "25000.00"
-  rate = "0.06"
-
-[[levers]]
-name = "azure-coop"
-earning_type = "coop"
-product_families = ["azure", "security"]
-rate = "0.02"
-"#,
-    ),
+    ("direct-reseller-fy27.toml", include_str!("../pipelines/direct-reseller-fy27.toml")),
+    ("indirect-provider-fy27.toml", include_str!("../pipelines/indirect-provider-fy27.toml")),
+    ("indirect-reseller-fy27.toml", include_str!("../pipelines/indirect-reseller-fy27.toml")),
 ];
 
 #[cfg(test)]
