@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
-use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
 use crate::decimal;
@@ -313,7 +312,7 @@ pub fn parse_program(file: &str, bytes: &[u8]) -> Result<Program, Vec<String>> {
         levers,
         x,
         file: file.to_string(),
-        sha256: crate::feeds::validate::hex(&Sha256::digest(bytes)),
+        sha256: crate::feeds::validate::sha256_hex(bytes),
     })
 }
 

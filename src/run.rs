@@ -162,7 +162,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut outputs = BTreeMap::new();
     let mut written = Vec::new();
     let mut stage = |path: String, rows: u64, bytes: Vec<u8>| -> Result<()> {
-        outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::hex(&Sha256::digest(&bytes)) });
+        outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::sha256_hex(&bytes) });
         publication.write(&path, &bytes)?;
         written.push(path);
         Ok(())

@@ -180,6 +180,11 @@ fn load<'a>(store: &Store, file: &'a DeliveryFile) -> Result<Loaded<'a>> {
     Ok(Loaded { file, raw, sha256 })
 }
 
+/// SHA-256 of `bytes`, in lower-case hex (the manifest's form).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
