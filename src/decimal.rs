@@ -52,13 +52,25 @@ pub const fn pow10(exp: u32) -> i128 {
 
 /// Writes `units` (of 10^-`scale`) with exactly `scale` fraction digits; zero has no sign.
 pub fn format(units: i128, scale: u32) -> String {
-    let sign = if units < 0 { "-" } else { "" };
+    let mut s = String::new();
+    write(&mut s, units, scale);
+    s
+}
+
+/// Appends `units` (of 10^-`scale`) with exactly `scale` fraction digits to `out`, like
+/// [`format`] but without allocating.
+pub fn write(out: &mut String, units: i128, scale: u32) {
+    use std::fmt::Write;
+    if units < 0 {
+        out.push('-');
+    }
     let abs = units.unsigned_abs();
     if scale == 0 {
-        return format!("{sign}{abs}");
+        let _ = write!(out, "{abs}");
+    } else {
+        let p = 10u128.pow(scale);
+        let _ = write!(out, "{}.{:0width$}", abs / p, abs % p, width = scale as usize);
     }
-    let p = 10u128.pow(scale);
-    format!("{sign}{}.{:0width$}", abs / p, abs % p, width = scale as usize)
 }
 
 /// Changes the scale of `units` from `from` to `to`, rounding half away from zero when the

@@ -8,38 +8,72 @@ use crate::decimal;
 /// Characters that make a spreadsheet read a cell as a formula.
 const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
-/// The text cell as written: guarded with a leading `'` when it would be read as a formula.
-pub fn guard(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.starts_with(FORMULA_START) { format!("'{text}").into() } else { text.into() }
-}
-
-/// Renders one cell of `values` at `row`.
-fn cell(values: &Values, row: usize) -> String {
+/// Writes one cell of `values` at `row` into `buf` (cleared first); `buf` is reused across
+/// cells so that no cell allocates.
+fn cell(values: &Values, row: usize, buf: &mut String) {
+    use std::fmt::Write;
+    buf.clear();
+    // Text cells a spreadsheet would run as a formula get a leading `'`.
+    let text = |buf: &mut String, t: &str| {
+        if t.starts_with(FORMULA_START) {
+            buf.push('\'');
+        }
+        buf.push_str(t);
+    };
     match values {
-        Values::Text(v) => v[row].as_deref().map(|t| guard(t).into_owned()).unwrap_or_default(),
-        Values::Int(v) => v[row].map(|i| i.to_string()).unwrap_or_default(),
-        Values::Decimal { values, scale, csv_scales } => values[row]
-            .map(|units| {
+        Values::Text(v) => {
+            if let Some(t) = v[row].as_deref() {
+                text(buf, t);
+            }
+        }
+        Values::Int(v) => {
+            if let Some(i) = v[row] {
+                let _ = write!(buf, "{i}");
+            }
+        }
+        Values::Decimal { values, scale, csv_scales } => {
+            if let Some(units) = values[row] {
                 let digits = csv_scales.as_ref().map_or(*scale, |s| s[row]);
-                decimal::format(decimal::rescale_round(units, *scale, digits), digits)
-            })
-            .unwrap_or_default(),
-        Values::Date(v) => v[row].map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default(),
-        Values::Bool(v) => v[row].map(|b| b.to_string()).unwrap_or_default(),
-        Values::List(v) => guard(&v[row].join(";")).into_owned(),
+                decimal::write(buf, decimal::rescale_round(units, *scale, digits), digits);
+            }
+        }
+        Values::Date(v) => {
+            if let Some(d) = v[row] {
+                let _ = write!(
+                    buf,
+                    "{:04}-{:02}-{:02}",
+                    chrono::Datelike::year(&d),
+                    chrono::Datelike::month(&d),
+                    chrono::Datelike::day(&d)
+                );
+            }
+        }
+        Values::Bool(v) => {
+            if let Some(b) = v[row] {
+                buf.push_str(if b { "true" } else { "false" });
+            }
+        }
+        Values::List(v) => text(buf, &v[row].join(";")),
     }
 }
 
 /// The CSV bytes of `table`.
 pub fn to_csv(table: &Table) -> Vec<u8> {
+    // A generous first guess of the size, so that the buffer rarely grows (and copies).
+    let estimate = 64 + table.rows() * table.columns.len() * 12;
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .quote_style(csv::QuoteStyle::Necessary)
-        .from_writer(Vec::new());
+        .from_writer(Vec::with_capacity(estimate));
     let header: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
     w.write_record(&header).expect("writing to memory");
+    let mut buf = String::new();
     for row in 0..table.rows() {
-        w.write_record(table.columns.iter().map(|(_, v)| cell(v, row))).expect("writing to memory");
+        for (_, v) in &table.columns {
+            cell(v, row, &mut buf);
+            w.write_field(buf.as_bytes()).expect("writing to memory");
+        }
+        w.write_record(None::<&[u8]>).expect("writing to memory");
     }
     w.into_inner().expect("writing to memory")
 }
