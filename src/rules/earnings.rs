@@ -126,9 +126,41 @@ struct Pending<'a> {
 
 /// Computes the earning lines and unearned sales of `program`. `transactions` are the accepted
 /// ones in the order of feeds.md (sales, then refunds in the order they were checked).
+///
+/// Everything a line depends on (eligibility, tier revenue, the clawbacks of a sale) belongs
+/// to one earner, and a refund has its sale's earner, so the work is split by earner into
+/// partitions computed in parallel.
 pub fn earnings<'a>(
     program: &'a Program,
     transactions: &'a [Transaction],
+    refs: &References<'a>,
+    rates: &Rates,
+) -> Result<ProgramEarnings<'a>> {
+    use rayon::prelude::*;
+    const PARTITIONS: usize = 64;
+    let mut parts: Vec<Vec<&'a Transaction>> = vec![Vec::new(); PARTITIONS];
+    for t in transactions {
+        if let Some(e) = earner(t, program.partner_type) {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(e, &mut h);
+            parts[(std::hash::Hasher::finish(&h) % PARTITIONS as u64) as usize].push(t);
+        }
+    }
+    let results: Vec<ProgramEarnings<'a>> =
+        parts.into_par_iter().map(|part| earnings_of(program, &part, refs, rates)).collect::<Result<_>>()?;
+    let mut out = ProgramEarnings::default();
+    for r in results {
+        out.lines.extend(r.lines);
+        out.unearned.extend(r.unearned);
+        out.last_transaction.extend(r.last_transaction);
+    }
+    Ok(out)
+}
+
+/// [`earnings`] of the transactions of some earners (in the order of feeds.md).
+fn earnings_of<'a>(
+    program: &'a Program,
+    transactions: &[&'a Transaction],
     refs: &References<'a>,
     rates: &Rates,
 ) -> Result<ProgramEarnings<'a>> {
@@ -144,7 +176,7 @@ pub fn earnings<'a>(
         last.entry(p).and_modify(|x| *x = (*x).max(d)).or_insert(d);
     };
 
-    for t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
+    for &t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
         let Some(partner_id) = earner(t, program.partner_type) else { continue };
         let Some(partner) = refs.partners.get(partner_id) else { continue };
         let Some(&lever) = lever_of.get(t.product_family.as_str()) else { continue };
@@ -167,7 +199,7 @@ pub fn earnings<'a>(
             out.unearned.push(Unearned { tx: t, partner_id, lever, reasons });
         }
     }
-    for t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Refund) {
+    for &t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Refund) {
         let original = t.original_transaction_id.as_deref().unwrap_or_default();
         let Some(&(partner_id, lever, earned, period)) = considered.get(original) else { continue };
         touch(&mut out.last_transaction, partner_id, t.transaction_date);
