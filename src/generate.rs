@@ -444,6 +444,8 @@ pub fn generate(opts: &Options) -> Result<Summary> {
                     "KWD" => 1,
                     _ => 3,
                 };
+                // Synthetic data only: a float shapes the size distribution, and the amount is
+                // then an exact integer count of 10^-4 units (no float reaches the pipeline).
                 let usd = (rng.unit().powi(2) * 20_000.0 + 10.0) as i128;
                 let amount = usd * units * 10_000 / 3 + rng.below(10_000) as i128;
                 let family = FAMILIES[rng.below(4) as usize];

@@ -85,8 +85,8 @@ fn retry() -> RetryConfig {
     }
 }
 
-/// Decodes `%XX` escapes of a `file://` URL path.
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes (a `file://` URL path; an export folder name back to its partner id).
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

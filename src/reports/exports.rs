@@ -143,20 +143,7 @@ mod hostile_ids {
     use proptest::prelude::*;
 
     fn decode(name: &str) -> String {
-        let hex = name.strip_prefix("partner_id=").expect("prefix");
-        let mut out = Vec::new();
-        let b = hex.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' {
-                out.push(u8::from_str_radix(&hex[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
+        crate::store::percent_decode(name.strip_prefix("partner_id=").expect("prefix"))
     }
 
     fn id() -> impl Strategy<Value = String> {

@@ -190,23 +190,6 @@ fn two_runs_of_a_date_are_byte_identical() {
     }
 }
 
-/// Percent-decodes a folder name back to the id (the inverse of reports.md's encoding).
-fn decode(name: &str) -> String {
-    let b = name.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            out.push(u8::from_str_radix(&name[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
 #[test]
 fn exports_never_show_another_partners_rows_even_with_hostile_ids() {
     let ids = [
@@ -264,7 +247,7 @@ fn exports_never_show_another_partners_rows_even_with_hostile_ids() {
     for e in std::fs::read_dir(&exports).unwrap().flatten() {
         assert!(e.path().is_dir());
         let name = e.file_name().to_string_lossy().into_owned();
-        let id = decode(name.strip_prefix("partner_id=").unwrap());
+        let id = incentives::store::percent_decode(name.strip_prefix("partner_id=").unwrap());
         seen.push(id.clone());
         for file in ["earnings.csv", "unearned.csv", "payouts.csv", "dashboard.csv", "access.csv"] {
             let mut r = csv::Reader::from_path(e.path().join(file)).unwrap();
