@@ -29,11 +29,11 @@ const LOCK_TTL_HOURS: i64 = 6;
 /// Test hook for the crash and fault tests: `INCENTIVES_TEST_KILL_AT=N` makes the process
 /// SIGKILL itself at the N-th checkpoint of publishing (1 = after the first staged file);
 /// `INCENTIVES_TEST_KILL_AT=N:PID` stops process PID instead (a storage server, with SIGTERM).
-fn checkpoint(counter: &mut u32) {
-    *counter += 1;
+fn checkpoint(counter: &std::sync::atomic::AtomicU32) {
+    let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     let Ok(spec) = std::env::var("INCENTIVES_TEST_KILL_AT") else { return };
     let (at, pid) = spec.split_once(':').unwrap_or((&spec, ""));
-    if at.parse() != Ok(*counter) {
+    if at.parse() != Ok(n) {
         return;
     }
     let me = std::process::id().to_string();
@@ -148,7 +148,7 @@ pub struct Publication {
     manifest_seen: Option<Version>,
     /// The staging prefix the previous manifest was published from (kept for its readers).
     previous: Option<String>,
-    checkpoints: u32,
+    checkpoints: std::sync::atomic::AtomicU32,
     _lock: Lock,
 }
 
@@ -175,7 +175,7 @@ impl Publication {
             files: Vec::new(),
             manifest_seen: seen.map(|(_, v)| v),
             previous,
-            checkpoints: 0,
+            checkpoints: std::sync::atomic::AtomicU32::new(0),
             _lock: lock,
         })
     }
@@ -189,7 +189,7 @@ impl Publication {
     pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
         self.store.put(&format!("{}/{rel}", self.staging), bytes)?;
         self.files.push(rel.to_string());
-        checkpoint(&mut self.checkpoints);
+        checkpoint(&self.checkpoints);
         Ok(())
     }
 
@@ -223,7 +223,7 @@ impl Publication {
             let link = root.join(&entry);
             let target = format!("{}_current/{date}/{entry}", "../".repeat(entry.matches('/').count()));
             ensure_link(root, &link, &target)?;
-            checkpoint(&mut self.checkpoints);
+            checkpoint(&self.checkpoints);
         }
         let current_dir = root.join("_current");
         std::fs::create_dir_all(&current_dir).map_err(io(&current_dir, "cannot create folder"))?;
@@ -232,22 +232,27 @@ impl Publication {
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(format!("../_runs/{date}/{run_id}"), &tmp)
             .map_err(io(&tmp, "cannot create the publishing link"))?;
-        checkpoint(&mut self.checkpoints);
+        checkpoint(&self.checkpoints);
         let current = current_dir.join(&date);
         if let Ok(target) = std::fs::read_link(&current) {
             self.previous = target.file_name().map(|n| format!("_runs/{date}/{}", n.to_string_lossy()));
         }
         std::fs::rename(&tmp, &current).map_err(io(&current, "cannot publish"))?;
-        checkpoint(&mut self.checkpoints);
+        checkpoint(&self.checkpoints);
         Ok(())
     }
 
     fn commit_remote(&mut self) -> Result<()> {
         let manifest = manifest_path(self.date);
         let new: std::collections::HashSet<&str> = self.files.iter().map(String::as_str).collect();
-        for f in self.files.iter().filter(|f| **f != manifest) {
-            self.store.copy(&format!("{}/{f}", self.staging), f)?;
-            checkpoint(&mut self.checkpoints);
+        // Copies are independent requests: run them in parallel.
+        {
+            use rayon::prelude::*;
+            self.files.par_iter().filter(|f| **f != manifest).try_for_each(|f| {
+                self.store.copy(&format!("{}/{f}", self.staging), f)?;
+                checkpoint(&self.checkpoints);
+                Ok::<(), Error>(())
+            })?;
         }
         // Final keys of this date that the new run does not produce (a partner gone, ...).
         for entry in self.entries() {
@@ -265,7 +270,7 @@ impl Publication {
                 self.date
             )));
         }
-        checkpoint(&mut self.checkpoints);
+        checkpoint(&self.checkpoints);
         Ok(())
     }
 
