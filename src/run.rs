@@ -169,16 +169,15 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     };
     let mut partner_ids: Vec<&str> = ingest.feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
     partner_ids.sort_unstable();
-    let builders: [&dyn Fn() -> Table; 6] = [
-        &|| tables::eligibility(d, &results),
-        &|| tables::earnings(d, &results),
-        &|| tables::unearned(d, &results),
-        &|| tables::payouts(d, &results),
-        &|| tables::dashboard(d, data_as_of, &results),
-        &|| rejects::table(d, &ingest.rejects),
-    ];
-    for build in builders {
-        let table = build();
+    for report in ["eligibility", "earnings", "unearned", "payouts", "dashboard", "rejects"] {
+        let table = match report {
+            "eligibility" => tables::eligibility(d, &results),
+            "earnings" => tables::earnings(d, &results),
+            "unearned" => tables::unearned(d, &results),
+            "payouts" => tables::payouts(d, &results),
+            "dashboard" => tables::dashboard(d, data_as_of, &results),
+            _ => rejects::table(d, &ingest.rejects),
+        };
         for (path, bytes) in report_files(&table, d, &metadata)? {
             stage(path, table.rows() as u64, bytes)?;
         }

@@ -30,7 +30,7 @@ fn may_open(role: Role, file: &str) -> bool {
 }
 
 /// The `access.csv` table of one partner.
-fn access(partner_id: &str, users: &[&User]) -> Table {
+fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
     let mut files: Vec<String> = EXPORTED.iter().map(|r| format!("{r}.csv")).collect();
     files.push("access.csv".into());
     files.sort();
@@ -43,8 +43,9 @@ fn access(partner_id: &str, users: &[&User]) -> Table {
         }
     }
     rows.sort_by(|a, b| (a.0, a.2).cmp(&(b.0, b.2)));
-    let text =
-        |f: &dyn Fn(&(&str, Role, &str)) -> String| Values::Text(rows.iter().map(|r| Some(f(r))).collect());
+    let text = |f: &dyn Fn(&(&str, Role, &str)) -> String| {
+        Values::Text(rows.iter().map(|r| Some(f(r).into())).collect())
+    };
     Table {
         name: "access",
         columns: vec![
@@ -166,7 +167,7 @@ mod hostile_ids {
             let table = |name: &'static str| Table {
                 name,
                 columns: vec![
-                    ("partner_id", Values::Text(rows.iter().map(|&o| Some(ids[o].clone())).collect())),
+                    ("partner_id", Values::Text(rows.iter().map(|&o| Some(ids[o].as_str().into())).collect())),
                     ("n", Values::Int((0..rows.len() as i64).map(Some).collect())),
                 ],
             };

@@ -8,13 +8,16 @@ pub mod parquet_out;
 pub mod rejects;
 pub mod tables;
 
+use std::borrow::Cow;
+
 use chrono::NaiveDate;
 
-/// One column of a report, typed the way both writers need it.
+/// One column of a report, typed the way both writers need it. Text borrows from the data it
+/// reports where it can, so that building a report does not copy every string.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Values {
+pub enum Values<'a> {
     /// Identifiers, names, codes: subject to the CSV formula guard.
-    Text(Vec<Option<String>>),
+    Text(Vec<Option<Cow<'a, str>>>),
     Int(Vec<Option<i64>>),
     /// Exact decimals in units of 10^-`scale` (parquet Decimal(18, scale)). `csv_scales`
     /// gives a per-row number of CSV fraction digits (a currency's minor unit) when it is not
@@ -30,7 +33,7 @@ pub enum Values {
     List(Vec<Vec<String>>),
 }
 
-impl Values {
+impl Values<'_> {
     pub fn len(&self) -> usize {
         match self {
             Values::Text(v) => v.len(),
@@ -49,18 +52,18 @@ impl Values {
 
 /// A report: named columns of equal length, rows already in the spec's order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Table {
+pub struct Table<'a> {
     pub name: &'static str,
-    pub columns: Vec<(&'static str, Values)>,
+    pub columns: Vec<(&'static str, Values<'a>)>,
 }
 
-impl Table {
+impl<'a> Table<'a> {
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |(_, v)| v.len())
     }
 
     /// The same report with only the rows at `rows` (in that order).
-    pub fn select(&self, rows: &[usize]) -> Table {
+    pub fn select(&self, rows: &[usize]) -> Table<'a> {
         fn pick<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
             rows.iter().map(|&i| v[i].clone()).collect()
         }
@@ -88,7 +91,7 @@ impl Table {
 
     /// The text cells of the column `name` (`None` for nulls); panics if it is not a text
     /// column of this report (a bug).
-    pub fn text_column(&self, name: &str) -> &[Option<String>] {
+    pub fn text_column(&self, name: &str) -> &[Option<Cow<'a, str>>] {
         match self.columns.iter().find(|(n, _)| *n == name) {
             Some((_, Values::Text(v))) => v,
             _ => panic!("{} has no text column {name}", self.name),

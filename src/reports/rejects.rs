@@ -6,18 +6,19 @@ use super::{Table, Values};
 use crate::feeds::Reject;
 
 /// The rejects of a run as a report table; `rejects` are already in the spec's order.
-pub fn table(run_date: NaiveDate, rejects: &[Reject]) -> Table {
-    let text = |f: &dyn Fn(&Reject) -> String| Values::Text(rejects.iter().map(|r| Some(f(r))).collect());
+pub fn table(run_date: NaiveDate, rejects: &[Reject]) -> Table<'_> {
+    let text =
+        |f: &dyn Fn(&Reject) -> &str| Values::Text(rejects.iter().map(|r| Some(f(r).into())).collect());
     Table {
         name: "rejects",
         columns: vec![
             ("run_date", Values::Date(vec![Some(run_date); rejects.len()])),
-            ("feed", text(&|r| r.feed.name().to_string())),
-            ("file", text(&|r| r.file.clone())),
+            ("feed", text(&|r| r.feed.name())),
+            ("file", text(&|r| &r.file)),
             ("row", Values::Int(rejects.iter().map(|r| Some(r.row as i64)).collect())),
-            ("field", text(&|r| r.field.clone())),
-            ("value", text(&|r| r.value.clone())),
-            ("reason", text(&|r| r.code.as_str().to_string())),
+            ("field", text(&|r| &r.field)),
+            ("value", text(&|r| &r.value)),
+            ("reason", text(&|r| r.code.as_str())),
         ],
     }
 }

@@ -1,6 +1,8 @@
 //! The rules' results as report tables, columns exactly as reports.md lists them. Row order is
 //! the spec's: the rules already sort within a program, and programs come sorted by id.
 
+use std::borrow::Cow;
+
 use chrono::{Datelike, NaiveDate};
 
 use super::{Table, Values};
@@ -9,19 +11,25 @@ use crate::rules::ProgramResult;
 use crate::rules::earnings::USD_SCALE;
 use crate::rules::payouts::estimated_payment_month;
 
-fn text<T>(rows: &[T], f: impl Fn(&T) -> String) -> Values {
-    Values::Text(rows.iter().map(|r| Some(f(r))).collect())
+/// A text column; rows are small `Copy` views, so that cells can borrow from the results.
+fn text<'t, T: Copy>(rows: &[T], f: impl Fn(T) -> Cow<'t, str>) -> Values<'t> {
+    Values::Text(rows.iter().map(|&r| Some(f(r))).collect())
 }
 
-fn opt_text<T>(rows: &[T], f: impl Fn(&T) -> Option<String>) -> Values {
-    Values::Text(rows.iter().map(f).collect())
+fn opt_text<'t, T: Copy>(rows: &[T], f: impl Fn(T) -> Option<Cow<'t, str>>) -> Values<'t> {
+    Values::Text(rows.iter().map(|&r| f(r)).collect())
 }
 
-fn money<T>(rows: &[T], scale: u32, f: impl Fn(&T) -> i128) -> Values {
+/// A borrowed cell.
+fn b(s: &str) -> Cow<'_, str> {
+    Cow::Borrowed(s)
+}
+
+fn money<'t, T>(rows: &[T], scale: u32, f: impl Fn(&T) -> i128) -> Values<'t> {
     Values::Decimal { values: rows.iter().map(|r| Some(f(r))).collect(), scale, csv_scales: None }
 }
 
-fn dates<T>(rows: &[T], f: impl Fn(&T) -> Option<NaiveDate>) -> Values {
+fn dates<'t, T>(rows: &[T], f: impl Fn(&T) -> Option<NaiveDate>) -> Values<'t> {
     Values::Date(rows.iter().map(f).collect())
 }
 
@@ -29,15 +37,15 @@ fn yyyy_mm(d: NaiveDate) -> String {
     format!("{}-{:02}", d.year(), d.month())
 }
 
-pub fn eligibility(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
+pub fn eligibility<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<'r> {
     let rows: Vec<_> = results.iter().flat_map(|r| r.eligibility.iter()).collect();
     Table {
         name: "eligibility",
         columns: vec![
             ("run_date", dates(&rows, |_| Some(run_date))),
-            ("program_id", text(&rows, |r| r.program_id.clone())),
-            ("partner_id", text(&rows, |r| r.partner_id.clone())),
-            ("partner_name", text(&rows, |r| r.partner_name.clone())),
+            ("program_id", text(&rows, |r| b(&r.program_id))),
+            ("partner_id", text(&rows, |r| b(&r.partner_id))),
+            ("partner_name", text(&rows, |r| b(&r.partner_name))),
             ("partner_type", text(&rows, |r| r.partner_type.as_str().into())),
             ("eligible", Values::Bool(rows.iter().map(|r| Some(r.eligible())).collect())),
             (
@@ -54,12 +62,13 @@ pub fn eligibility(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
 }
 
 /// The earnings report.
-pub fn earnings(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
+pub fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<'r> {
+    #[derive(Clone, Copy)]
     struct Row<'r, 'a> {
         r: &'r ProgramResult<'a>,
         l: &'r crate::rules::earnings::Line<'a>,
         g: Option<&'r crate::rules::payouts::Group>,
-        name: String,
+        name: &'r str,
     }
     let rows: Vec<Row> = results
         .iter()
@@ -71,7 +80,7 @@ pub fn earnings(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
                 name: r
                     .eligibility
                     .binary_search_by(|e| e.partner_id.as_str().cmp(l.partner_id))
-                    .map(|i| r.eligibility[i].partner_name.clone())
+                    .map(|i| r.eligibility[i].partner_name.as_str())
                     .unwrap_or_default(),
             })
         })
@@ -87,25 +96,29 @@ pub fn earnings(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
                         &x.l.tx.transaction_id,
                         &x.l.lever.name,
                     ])
+                    .into()
                 }),
             ),
             ("run_date", dates(&rows, |_| Some(run_date))),
-            ("program_id", text(&rows, |x| x.r.program.id.clone())),
-            ("partner_id", text(&rows, |x| x.l.partner_id.to_string())),
-            ("partner_name", text(&rows, |x| x.name.clone())),
-            ("transaction_id", text(&rows, |x| x.l.tx.transaction_id.clone())),
+            ("program_id", text(&rows, |x| b(&x.r.program.id))),
+            ("partner_id", text(&rows, |x| b(x.l.partner_id))),
+            ("partner_name", text(&rows, |x| b(x.name))),
+            ("transaction_id", text(&rows, |x| b(&x.l.tx.transaction_id))),
             ("transaction_type", text(&rows, |x| x.l.tx.transaction_type.as_str().into())),
-            ("original_transaction_id", opt_text(&rows, |x| x.l.tx.original_transaction_id.clone())),
+            (
+                "original_transaction_id",
+                opt_text(&rows, |x| x.l.tx.original_transaction_id.as_deref().map(b)),
+            ),
             ("transaction_date", dates(&rows, |x| Some(x.l.tx.transaction_date))),
-            ("earning_period", text(&rows, |x| x.l.booked.label())),
-            ("lever", text(&rows, |x| x.l.lever.name.clone())),
+            ("earning_period", text(&rows, |x| x.l.booked.label().into())),
+            ("lever", text(&rows, |x| b(&x.l.lever.name))),
             ("earning_type", text(&rows, |x| x.l.lever.earning_type.as_str().into())),
-            ("customer_id", text(&rows, |x| x.l.tx.customer_id.clone())),
-            ("product_id", text(&rows, |x| x.l.tx.product_id.clone())),
-            ("product_family", text(&rows, |x| x.l.tx.product_family.clone())),
+            ("customer_id", text(&rows, |x| b(&x.l.tx.customer_id))),
+            ("product_id", text(&rows, |x| b(&x.l.tx.product_id))),
+            ("product_family", text(&rows, |x| b(&x.l.tx.product_family))),
             ("quantity", Values::Int(rows.iter().map(|x| Some(x.l.tx.quantity)).collect())),
             ("transaction_amount", money(&rows, AMOUNT_SCALE, |x| x.l.tx.amount)),
-            ("transaction_currency", text(&rows, |x| x.l.tx.currency.clone())),
+            ("transaction_currency", text(&rows, |x| b(&x.l.tx.currency))),
             ("usd_rate", money(&rows, RATE_SCALE, |x| x.l.usd_rate)),
             ("transaction_amount_usd", money(&rows, USD_SCALE, |x| x.l.amount_usd)),
             ("earning_rate", money(&rows, RATE_SCALE, |x| x.l.rate)),
@@ -125,30 +138,32 @@ pub fn earnings(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
                 "period_status",
                 text(&rows, |x| if x.l.booked.is_closed(run_date) { "final" } else { "estimated" }.into()),
             ),
-            ("payout_id", opt_text(&rows, |x| x.g.and_then(|g| g.payout_id.clone()))),
+            ("payout_id", opt_text(&rows, |x| x.g.and_then(|g| g.payout_id.as_deref()).map(b))),
             ("payout_status", opt_text(&rows, |x| x.g.map(|g| g.status.as_str().into()))),
             (
                 "estimated_payment_month",
-                opt_text(&rows, |x| x.g.and_then(|g| estimated_payment_month(x.r.program, g)).map(yyyy_mm)),
+                opt_text(&rows, |x| {
+                    x.g.and_then(|g| estimated_payment_month(x.r.program, g)).map(|d| yyyy_mm(d).into())
+                }),
             ),
             ("reason_code", opt_text(&rows, |x| x.l.late.then(|| "PRIOR_PERIOD".into()))),
         ],
     }
 }
 
-pub fn unearned(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
+pub fn unearned<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<'r> {
     let rows: Vec<_> = results.iter().flat_map(|r| r.unearned.iter().map(move |u| (r.program, u))).collect();
     Table {
         name: "unearned",
         columns: vec![
             ("run_date", dates(&rows, |_| Some(run_date))),
-            ("program_id", text(&rows, |(p, _)| p.id.clone())),
-            ("partner_id", text(&rows, |(_, u)| u.partner_id.to_string())),
-            ("transaction_id", text(&rows, |(_, u)| u.tx.transaction_id.clone())),
+            ("program_id", text(&rows, |(p, _)| b(&p.id))),
+            ("partner_id", text(&rows, |(_, u)| b(u.partner_id))),
+            ("transaction_id", text(&rows, |(_, u)| b(&u.tx.transaction_id))),
             ("transaction_date", dates(&rows, |(_, u)| Some(u.tx.transaction_date))),
-            ("lever", text(&rows, |(_, u)| u.lever.name.clone())),
+            ("lever", text(&rows, |(_, u)| b(&u.lever.name))),
             ("transaction_amount", money(&rows, AMOUNT_SCALE, |(_, u)| u.tx.amount)),
-            ("transaction_currency", text(&rows, |(_, u)| u.tx.currency.clone())),
+            ("transaction_currency", text(&rows, |(_, u)| b(&u.tx.currency))),
             (
                 "reasons",
                 Values::List(
@@ -159,7 +174,7 @@ pub fn unearned(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
     }
 }
 
-pub fn payouts(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
+pub fn payouts<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<'r> {
     let rows: Vec<_> = results
         .iter()
         .flat_map(|r| {
@@ -167,7 +182,7 @@ pub fn payouts(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
                 let name = r
                     .eligibility
                     .binary_search_by(|e| e.partner_id.cmp(&g.partner_id))
-                    .map(|i| r.eligibility[i].partner_name.clone())
+                    .map(|i| r.eligibility[i].partner_name.as_str())
                     .unwrap_or_default();
                 (r.program, g, name)
             })
@@ -177,10 +192,10 @@ pub fn payouts(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
         name: "payouts",
         columns: vec![
             ("run_date", dates(&rows, |_| Some(run_date))),
-            ("program_id", text(&rows, |(p, _, _)| p.id.clone())),
-            ("partner_id", text(&rows, |(_, g, _)| g.partner_id.clone())),
-            ("partner_name", text(&rows, |(_, _, n)| n.clone())),
-            ("earning_period", text(&rows, |(_, g, _)| g.period.label())),
+            ("program_id", text(&rows, |(p, _, _)| b(&p.id))),
+            ("partner_id", text(&rows, |(_, g, _)| b(&g.partner_id))),
+            ("partner_name", text(&rows, |(_, _, n)| b(n))),
+            ("earning_period", text(&rows, |(_, g, _)| g.period.label().into())),
             ("earning_type", text(&rows, |(_, g, _)| g.earning_type.as_str().into())),
             ("earning_amount_usd", money(&rows, USD_SCALE, |(_, g, _)| g.total_usd)),
             ("status", text(&rows, |(_, g, _)| g.status.as_str().into())),
@@ -192,13 +207,17 @@ pub fn payouts(run_date: NaiveDate, results: &[ProgramResult]) -> Table {
                         .collect(),
                 ),
             ),
-            ("payout_id", opt_text(&rows, |(_, g, _)| g.payout_id.clone())),
+            ("payout_id", opt_text(&rows, |(_, g, _)| g.payout_id.as_deref().map(b))),
             ("payment_date", dates(&rows, |(_, g, _)| g.payment_date)),
         ],
     }
 }
 
-pub fn dashboard(run_date: NaiveDate, data_as_of: Option<NaiveDate>, results: &[ProgramResult]) -> Table {
+pub fn dashboard<'r>(
+    run_date: NaiveDate,
+    data_as_of: Option<NaiveDate>,
+    results: &'r [ProgramResult],
+) -> Table<'r> {
     let rows: Vec<_> = results
         .iter()
         .flat_map(|r| r.eligibility.iter().zip(&r.totals).map(move |(e, t)| (r, e, t)))
@@ -207,9 +226,9 @@ pub fn dashboard(run_date: NaiveDate, data_as_of: Option<NaiveDate>, results: &[
         name: "dashboard",
         columns: vec![
             ("run_date", dates(&rows, |_| Some(run_date))),
-            ("program_id", text(&rows, |(r, _, _)| r.program.id.clone())),
-            ("partner_id", text(&rows, |(_, e, _)| e.partner_id.clone())),
-            ("partner_name", text(&rows, |(_, e, _)| e.partner_name.clone())),
+            ("program_id", text(&rows, |(r, _, _)| b(&r.program.id))),
+            ("partner_id", text(&rows, |(_, e, _)| b(&e.partner_id))),
+            ("partner_name", text(&rows, |(_, e, _)| b(&e.partner_name))),
             ("eligible", Values::Bool(rows.iter().map(|(_, e, _)| Some(e.eligible())).collect())),
             (
                 "reasons",
