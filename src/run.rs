@@ -223,10 +223,9 @@ pub fn run(opts: &Options) -> Result<Outcome> {
 /// The CSV and parquet files of one report: `(path, bytes)`.
 fn report_files(table: &Table, d: NaiveDate, metadata: &[(&str, String)]) -> Result<Vec<(String, Vec<u8>)>> {
     let dir = format!("{}/run_date={d}", table.name);
-    Ok(vec![
-        (format!("{dir}/{}.csv", table.name), csv_out::to_csv(table)),
-        (format!("{dir}/part-0.parquet"), parquet_out::to_parquet(table, metadata)?),
-    ])
+    // The two formats are independent work.
+    let (csv, parquet) = rayon::join(|| csv_out::to_csv(table), || parquet_out::to_parquet(table, metadata));
+    Ok(vec![(format!("{dir}/{}.csv", table.name), csv), (format!("{dir}/part-0.parquet"), parquet?)])
 }
 
 /// The current time, RFC 3339 in UTC: only the manifest carries wall-clock time.
