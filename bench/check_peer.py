@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Compare the DuckDB peer's totals with incentives' reports.
+
+usage: check_peer.py LANDING PIPELINES RUN_DATE INCENTIVES_OUT PEER_OUT
+
+Checks (each one counted as passed or failed):
+  - per (program, partner): sum of earning_amount_usd and number of earning lines
+    (incentives: INCENTIVES_OUT/earnings/run_date=D/earnings.csv, peer: PEER_OUT/earnings.parquet);
+  - per payout group (program, partner, earning_period, earning_type): earning_amount_usd
+    (incentives: payouts.csv, peer: PEER_OUT/payouts.parquet);
+  - per program: the set of (transaction_id, earning_period, earning_rate, earning_amount,
+    earning_amount_usd, reason_code) lines is identical (a diagnostic that names the first lines
+    that differ).
+LANDING and PIPELINES are accepted for symmetry with duckdb_rules.py and not read.
+"""
+import os
+import sys
+
+import duckdb
+
+
+def main():
+    if len(sys.argv) != 6:
+        sys.exit(__doc__)
+    _landing, _pipelines, run_date, inc_out, peer_out = sys.argv[1:]
+    con = duckdb.connect()
+    inc_e = os.path.join(inc_out, "earnings", f"run_date={run_date}", "earnings.csv")
+    inc_p = os.path.join(inc_out, "payouts", f"run_date={run_date}", "payouts.csv")
+    # Undo the CSV formula guard on identifiers ('=x -> =x).
+    unguard = "CASE WHEN {c} SIMILAR TO '''[=+\\-@\t\r].*' THEN substr({c}, 2) ELSE {c} END"
+    con.execute(f"""CREATE TABLE ie AS SELECT
+        {unguard.format(c='program_id')} AS program_id, {unguard.format(c='partner_id')} AS partner_id,
+        {unguard.format(c='transaction_id')} AS transaction_id, earning_period,
+        earning_rate::DECIMAL(18,8) AS earning_rate, earning_amount::DECIMAL(18,4) AS earning_amount,
+        earning_amount_usd::DECIMAL(18,2) AS earning_amount_usd, coalesce(reason_code, '') AS reason_code
+        FROM read_csv({inc_e!r}, all_varchar = true)""")
+    con.execute(f"""CREATE TABLE ip AS SELECT
+        {unguard.format(c='program_id')} AS program_id, {unguard.format(c='partner_id')} AS partner_id,
+        earning_period, earning_type, earning_amount_usd::DECIMAL(18,2) AS earning_amount_usd
+        FROM read_csv({inc_p!r}, all_varchar = true)""")
+    con.execute(f"""CREATE TABLE pe AS SELECT program_id, partner_id, transaction_id, earning_period,
+        earning_rate::DECIMAL(18,8) AS earning_rate, earning_amount::DECIMAL(18,4) AS earning_amount,
+        earning_amount_usd::DECIMAL(18,2) AS earning_amount_usd, coalesce(reason_code, '') AS reason_code
+        FROM read_parquet({os.path.join(peer_out, 'earnings.parquet')!r})""")
+    con.execute(f"""CREATE TABLE pp AS SELECT program_id, partner_id, earning_period, earning_type,
+        earning_amount_usd::DECIMAL(18,2) AS earning_amount_usd
+        FROM read_parquet({os.path.join(peer_out, 'payouts.parquet')!r})""")
+
+    passed = failed = 0
+    shown = 0
+
+    def report(rows, what, limit=20):
+        nonlocal shown
+        for r in rows[:limit]:
+            print(f"DIFF {what}: {r}")
+        if len(rows) > limit:
+            print(f"DIFF {what}: ... {len(rows) - limit} more")
+
+    # per (program, partner) sums and counts
+    rows = con.execute("""
+        WITH a AS (SELECT program_id, partner_id, sum(earning_amount_usd) s, count(*) n FROM ie GROUP BY ALL),
+             b AS (SELECT program_id, partner_id, sum(earning_amount_usd) s, count(*) n FROM pe GROUP BY ALL)
+        SELECT program_id, partner_id, a.s, b.s, a.n, b.n,
+               a.s IS NOT DISTINCT FROM b.s AS ok_sum, a.n IS NOT DISTINCT FROM b.n AS ok_n
+        FROM a FULL JOIN b USING (program_id, partner_id) ORDER BY ALL""").fetchall()
+    bad_sum = [(r[0], r[1], f"incentives {r[2]}", f"peer {r[3]}") for r in rows if not r[6]]
+    bad_n = [(r[0], r[1], f"incentives {r[4]} lines", f"peer {r[5]} lines") for r in rows if not r[7]]
+    report(bad_sum, "earning_amount_usd per (program, partner)")
+    report(bad_n, "line count per (program, partner)")
+    passed += sum(1 for r in rows if r[6]) + sum(1 for r in rows if r[7])
+    failed += len(bad_sum) + len(bad_n)
+
+    # payout groups
+    rows = con.execute("""
+        SELECT program_id, partner_id, earning_period, earning_type, ip.earning_amount_usd, pp.earning_amount_usd,
+               ip.earning_amount_usd IS NOT DISTINCT FROM pp.earning_amount_usd AS ok
+        FROM ip FULL JOIN pp USING (program_id, partner_id, earning_period, earning_type)
+        ORDER BY ALL""").fetchall()
+    bad = [(r[0], r[1], r[2], r[3], f"incentives {r[4]}", f"peer {r[5]}") for r in rows if not r[6]]
+    report(bad, "payout group earning_amount_usd")
+    passed += len(rows) - len(bad)
+    failed += len(bad)
+
+    # program totals and line-level diagnostic
+    for (prog,) in con.execute("SELECT DISTINCT program_id FROM (SELECT program_id FROM ie UNION SELECT program_id FROM pe) ORDER BY 1").fetchall():
+        t = con.execute("SELECT (SELECT sum(earning_amount_usd) FROM ie WHERE program_id = $1), "
+                        "(SELECT sum(earning_amount_usd) FROM pe WHERE program_id = $1), "
+                        "(SELECT count(*) FROM ie WHERE program_id = $1), "
+                        "(SELECT count(*) FROM pe WHERE program_id = $1)", [prog]).fetchone()
+        print(f"program {prog}: incentives {t[2]} lines {t[0]} USD; peer {t[3]} lines {t[1]} USD")
+        if t[0] == t[1] and t[2] == t[3]:
+            passed += 1
+        else:
+            failed += 1
+            print(f"DIFF program total {prog}")
+        diff = con.execute("""
+            (SELECT 'incentives only' AS side, * EXCLUDE (program_id, partner_id) FROM ie WHERE program_id = $1
+             EXCEPT SELECT 'incentives only', * EXCLUDE (program_id, partner_id) FROM pe WHERE program_id = $1)
+            UNION ALL
+            (SELECT 'peer only', * EXCLUDE (program_id, partner_id) FROM pe WHERE program_id = $1
+             EXCEPT SELECT 'peer only', * EXCLUDE (program_id, partner_id) FROM ie WHERE program_id = $1)
+            ORDER BY transaction_id, side""", [prog]).fetchall()
+        if diff:
+            failed += 1
+            report(diff, f"lines of {prog} (side, transaction_id, earning_period, rate, amount, usd, reason)")
+        else:
+            passed += 1
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
