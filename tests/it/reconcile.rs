@@ -14,19 +14,12 @@ use proptest::prelude::*;
 
 use crate::common::date;
 
-/// A small deterministic generator (splitmix64), so that proptest only has to shrink a seed.
-struct Gen(u64);
+/// The crate's deterministic generator, so that proptest only has to shrink a seed.
+struct Gen(incentives::generate::Rng);
 
 impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n)
     }
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
@@ -110,7 +103,7 @@ fn programs() -> Vec<Program> {
 
 /// Random accepted feeds as ingestion would leave them for `run_date`.
 fn generate(seed: u64) -> (Feeds, NaiveDate) {
-    let mut g = Gen(seed);
+    let mut g = Gen(incentives::generate::Rng::new(seed, 0));
     let run_date = g.day("2026-07-10", 260);
     let mut f = Feeds::default();
     let types = [PartnerType::DirectReseller, PartnerType::IndirectProvider, PartnerType::IndirectReseller];
