@@ -10,13 +10,39 @@ Checks (each one counted as passed or failed):
     (incentives: payouts.csv, peer: PEER_OUT/payouts.parquet);
   - per program: the set of (transaction_id, earning_period, earning_rate, earning_amount,
     earning_amount_usd, reason_code) lines is identical (a diagnostic that names the first lines
-    that differ).
+    that differ);
+  - payouts, eligibility, unearned, dashboard: every row (by key) has identical values in every
+    column except earning_id / payout_id (incentives: <report>.csv, peer: PEER_OUT/<report>.parquet);
+    a row only on one side is a failure.
 LANDING and PIPELINES are accepted for symmetry with duckdb_rules.py and not read.
 """
 import os
 import sys
 
 import duckdb
+
+D2, D4, D8 = "DECIMAL(18,2)", "DECIMAL(18,4)", "DECIMAL(18,8)"
+# (report, key columns, compared columns with their type); earning_id / payout_id are left out.
+REPORTS = [
+    ("payouts", ["program_id", "partner_id", "earning_period", "earning_type"],
+     [("run_date", "DATE"), ("program_id", "VARCHAR"), ("partner_id", "VARCHAR"), ("partner_name", "VARCHAR"),
+      ("earning_period", "VARCHAR"), ("earning_type", "VARCHAR"), ("earning_amount_usd", D2),
+      ("status", "VARCHAR"), ("hold_reasons", "list"), ("payment_date", "DATE")]),
+    ("eligibility", ["program_id", "partner_id"],
+     [("run_date", "DATE"), ("program_id", "VARCHAR"), ("partner_id", "VARCHAR"), ("partner_name", "VARCHAR"),
+      ("partner_type", "VARCHAR"), ("eligible", "BOOLEAN"), ("reasons", "list"), ("eligible_since", "DATE"),
+      ("invited_on", "DATE"), ("active_reseller", "BOOLEAN")]),
+    ("unearned", ["program_id", "transaction_id"],
+     [("run_date", "DATE"), ("program_id", "VARCHAR"), ("partner_id", "VARCHAR"), ("transaction_id", "VARCHAR"),
+      ("transaction_date", "DATE"), ("lever", "VARCHAR"), ("transaction_amount", D4),
+      ("transaction_currency", "VARCHAR"), ("reasons", "list")]),
+    ("dashboard", ["program_id", "partner_id"],
+     [("run_date", "DATE"), ("program_id", "VARCHAR"), ("partner_id", "VARCHAR"), ("partner_name", "VARCHAR"),
+      ("eligible", "BOOLEAN"), ("reasons", "list"),
+      *[(c, D2) for c in ["earned_to_date_usd", "rebate_to_date_usd", "coop_to_date_usd", "scheduled_usd",
+                          "on_hold_usd", "carried_forward_usd", "accruing_usd", "coop_available_usd"]],
+      ("last_transaction_date", "DATE"), ("data_as_of", "DATE")]),
+]
 
 
 def main():
@@ -105,6 +131,44 @@ def main():
             report(diff, f"lines of {prog} (side, transaction_id, earning_period, rate, amount, usd, reason)")
         else:
             passed += 1
+    # Full reports other than earnings: every column but the hash ids, row by row on the key.
+    for name, key, cols in REPORTS:
+        inc_f = os.path.join(inc_out, name, f"run_date={run_date}", f"{name}.csv")
+        peer_f = os.path.join(peer_out, name + ".parquet")
+        def norm(c, ty, src):
+            if ty == "list":  # CSV: codes joined by ';'; parquet: list of strings
+                x = c if src == "inc" else f"array_to_string({c}, ';')"
+                return f"NULLIF({x}, '') AS {c}"
+            if src == "inc":
+                c2 = unguard.format(c=c)
+                return f"NULLIF({c2}, '')::{ty} AS {c}" if ty != "VARCHAR" else f"NULLIF({c2}, '') AS {c}"
+            return f"{c}::{ty} AS {c}" if ty != "VARCHAR" else f"NULLIF({c}::VARCHAR, '') AS {c}"
+        names = [c for c, _ in cols]
+        con.execute(f"CREATE OR REPLACE TABLE a AS SELECT {', '.join(norm(c, t, 'inc') for c, t in cols)} "
+                    f"FROM read_csv({inc_f!r}, all_varchar = true, header = true, hive_partitioning = false)")
+        con.execute(f"CREATE OR REPLACE TABLE b AS SELECT {', '.join(norm(c, t, 'peer') for c, t in cols)} "
+                    f"FROM read_parquet({peer_f!r})")
+        nonkey = [c for c in names if c not in key]
+        k = ", ".join(key)
+        rows = con.execute(f"""
+            SELECT {k}, a.{key[0]} IS NULL AS peer_only, b.{key[0]} IS NULL AS inc_only,
+                   {', '.join(f'a.{c} IS NOT DISTINCT FROM b.{c}' for c in nonkey)},
+                   {', '.join(f'a.{c}::VARCHAR' for c in nonkey)}, {', '.join(f'b.{c}::VARCHAR' for c in nonkey)}
+            FROM a FULL JOIN b USING ({k}) ORDER BY ALL""").fetchall()
+        nk, nn = len(key), len(nonkey)
+        bad = []
+        for r in rows:
+            oks = r[nk + 2:nk + 2 + nn]
+            if r[nk] or r[nk + 1]:
+                bad.append((*r[:nk], "only in peer" if r[nk] else "only in incentives"))
+            elif not all(oks):
+                diffs = [f"{c}: incentives {r[nk + 2 + nn + i]!r} peer {r[nk + 2 + 2 * nn + i]!r}"
+                         for i, c in enumerate(nonkey) if not oks[i]]
+                bad.append((*r[:nk], "; ".join(diffs)))
+        report(bad, f"{name} rows")
+        print(f"{name}: {len(rows)} rows, {len(rows) - len(bad)} identical")
+        passed += len(rows) - len(bad)
+        failed += len(bad)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

@@ -3,9 +3,10 @@
 
 usage: duckdb_rules.py LANDING PIPELINES RUN_DATE|latest OUT [--threads N] [--memory-limit 8GB]
 
-Computes, with DuckDB SQL only, the earnings lines of every program in PIPELINES and their
-payout groups per (program, partner, booked period, earning type), and writes
-OUT/earnings.{csv,parquet} and OUT/payouts.{csv,parquet}.
+Computes, with set-based DuckDB SQL only, for every program in PIPELINES: the earnings lines,
+the unearned sales with their reasons, the eligibility report, the payout groups per (program,
+partner, booked period, earning type) with the rebate release walk (status, holds, payment
+date), and the dashboard; writes OUT/{earnings,payouts,eligibility,unearned,dashboard}.{csv,parquet}.
 
 Assumes validated input (no rejects, keys or duplicates handled); parquet landing files only.
 See README.md in this folder for what is covered and simplified.
@@ -118,6 +119,46 @@ CREATE MACRO round_minor(x, mu) AS CASE mu
 """
 
 
+def reasons_sql(keys):
+    """SELECT over KEYS (partner_id, partner_type, d, p_start, p_end) adding `reasons` (every
+    failing eligibility code on d, in the order of rules.md) and `eligible_since` (start of the
+    eligible stretch containing d, NULL when not eligible): the intersection of the islands
+    containing d of each requirement, no earlier than p_start."""
+    def isl(alias, kind):
+        return (f"LEFT JOIN islands {alias} ON {alias}.partner_id = k.partner_id AND {alias}.kind = '{kind}' "
+                f"AND k.d BETWEEN {alias}.sd AND {alias}.ed")
+    return f"""
+        SELECT r.* EXCLUDE (s_net, s_dist, s_res, s_reg, s_inv, s_comp),
+               CASE WHEN len(r.reasons) = 0 THEN greatest(r.p_start, r.s_net, r.s_dist, r.s_res, r.s_reg, r.s_inv, r.s_comp) END
+                 AS eligible_since
+        FROM (
+          SELECT k.partner_id, k.partner_type, k.d, k.p_start, k.p_end,
+                 list_filter([
+                   CASE WHEN k.d < k.p_start OR k.d > k.p_end THEN 'OUTSIDE_PROGRAM_PERIOD' END,
+                   CASE WHEN n.sd IS NULL THEN 'NO_NETWORK_AGREEMENT' END,
+                   CASE WHEN k.partner_type = 'indirect_provider' AND ds.sd IS NULL THEN 'NO_DISTRIBUTOR_AGREEMENT' END,
+                   CASE WHEN k.partner_type = 'direct_reseller' AND rs.sd IS NULL THEN 'NO_RESELLER_AGREEMENT' END,
+                   CASE WHEN k.partner_type = 'indirect_reseller' AND NOT coalesce(pa.registered_on <= k.d, false)
+                        THEN 'NOT_NETWORK_REGISTERED' END,
+                   CASE WHEN k.partner_type = 'indirect_reseller' AND NOT coalesce(fs.first_sale < k.d, false)
+                        THEN 'NOT_INVITED' END,
+                   CASE WHEN cp.sd IS NULL THEN 'NO_COMPETENCY' END], lambda x: x IS NOT NULL) AS reasons,
+                 n.sd AS s_net,
+                 CASE WHEN k.partner_type = 'indirect_provider' THEN ds.sd END AS s_dist,
+                 CASE WHEN k.partner_type = 'direct_reseller' THEN rs.sd END AS s_res,
+                 CASE WHEN k.partner_type = 'indirect_reseller' THEN pa.registered_on END AS s_reg,
+                 CASE WHEN k.partner_type = 'indirect_reseller' THEN fs.first_sale + 1 END AS s_inv,
+                 cp.sd AS s_comp
+          FROM ({keys}) k
+          JOIN partners pa ON pa.partner_id = k.partner_id
+          LEFT JOIN first_sale fs ON fs.partner_id = k.partner_id
+          {isl('n', 'partner_network')}
+          {isl('ds', 'cloud_distributor')}
+          {isl('rs', 'cloud_reseller')}
+          {isl('cp', 'competency')}
+        ) r"""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("landing")
@@ -158,6 +199,12 @@ def main():
     )
 
     # ---- inputs -------------------------------------------------------------------------
+    # data_as_of: newest delivery date among the files read (newest snapshot of each snapshot
+    # feed, every event delivery up to the run date).
+    read_dates = []
+    for feed in SNAPSHOTS + ["users", "transactions", "fx_rates"]:
+        read_dates += [d for d, _ in deliveries(a.landing, feed, run_date)]
+    data_as_of = max(read_dates) if read_dates else None
     for feed in SNAPSHOTS:
         files = deliveries(a.landing, feed, run_date)
         newest = max(d for d, _ in files)
@@ -214,30 +261,62 @@ def main():
         )
         SELECT c.* EXCLUDE (earner, program_type), c.program_type AS partner_type, c.earner AS partner_id
         FROM c JOIN partners pa ON pa.partner_id = c.earner AND pa.partner_type = c.program_type""")
-    # Every failing code is not needed here, only whether the earner is eligible on the date.
+    # Eligibility islands: overlapping or adjacent intervals of one kind merged (gaps and
+    # islands), so that "active on d" is a join on the island containing d, and the island's
+    # start gives eligible_since.
+    ex("islands", """
+        CREATE TABLE islands AS
+        WITH a AS (
+          SELECT partner_id, agreement_type AS kind, sd, coalesce(ed, DATE '9999-12-31') AS ed FROM agreements
+          UNION ALL
+          SELECT partner_id, 'competency', sd, coalesce(ed, DATE '9999-12-31') FROM competencies
+        ),
+        b AS (SELECT *, max(ed) OVER (PARTITION BY partner_id, kind ORDER BY sd, ed
+                                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max FROM a),
+        c AS (SELECT *, sum(CASE WHEN prev_max IS NULL OR sd > prev_max + 1 THEN 1 ELSE 0 END)
+                          OVER (PARTITION BY partner_id, kind ORDER BY sd, ed ROWS UNBOUNDED PRECEDING) AS island FROM b)
+        SELECT partner_id, kind, min(sd) AS sd, max(ed) AS ed FROM c GROUP BY partner_id, kind, island""")
+    # Sale keys (partner, type, date) with every failing code of that date.
+    ex("sale_reasons", f"""
+        CREATE TABLE sale_keys AS
+        {reasons_sql("SELECT DISTINCT partner_id, partner_type, transaction_date AS d, "
+                     "DATE '0001-01-01' AS p_start, DATE '9999-12-31' AS p_end FROM csales")}""")
     ex("eligible_sales", """
         CREATE TABLE esales AS
-        WITH keys AS (SELECT DISTINCT partner_id, partner_type, transaction_date AS d FROM csales),
-        elig AS (
-          SELECT k.partner_id, k.partner_type, k.d
-          FROM keys k JOIN partners pa USING (partner_id)
-          LEFT JOIN first_sale fs USING (partner_id)
-          WHERE EXISTS (SELECT 1 FROM agreements a WHERE a.partner_id = k.partner_id
-                          AND a.agreement_type = 'partner_network' AND a.sd <= k.d AND (a.ed IS NULL OR k.d <= a.ed))
-            AND (k.partner_type <> 'indirect_provider' OR EXISTS (SELECT 1 FROM agreements a
-                   WHERE a.partner_id = k.partner_id AND a.agreement_type = 'cloud_distributor'
-                     AND a.sd <= k.d AND (a.ed IS NULL OR k.d <= a.ed)))
-            AND (k.partner_type <> 'direct_reseller' OR EXISTS (SELECT 1 FROM agreements a
-                   WHERE a.partner_id = k.partner_id AND a.agreement_type = 'cloud_reseller'
-                     AND a.sd <= k.d AND (a.ed IS NULL OR k.d <= a.ed)))
-            AND (k.partner_type <> 'indirect_reseller'
-                 OR (pa.registered_on IS NOT NULL AND pa.registered_on <= k.d AND fs.first_sale < k.d))
-            AND EXISTS (SELECT 1 FROM competencies c WHERE c.partner_id = k.partner_id
-                          AND c.sd <= k.d AND (c.ed IS NULL OR k.d <= c.ed))
-        )
         SELECT s.* FROM csales s
-        SEMI JOIN elig e ON e.partner_id = s.partner_id AND e.partner_type = s.partner_type
-                        AND e.d = s.transaction_date""")
+        SEMI JOIN sale_keys k ON k.partner_id = s.partner_id AND k.partner_type = s.partner_type
+                             AND k.d = s.transaction_date AND len(k.reasons) = 0""")
+    ex("unearned", """
+        CREATE TABLE unearned AS
+        SELECT getvariable('run_date') AS run_date, s.program_id, s.partner_id, s.transaction_id,
+               s.transaction_date, s.lever, s.amount AS transaction_amount,
+               s.currency AS transaction_currency, k.reasons
+        FROM csales s
+        JOIN sale_keys k ON k.partner_id = s.partner_id AND k.partner_type = s.partner_type
+                        AND k.d = s.transaction_date AND len(k.reasons) > 0""")
+    ex("eligibility", f"""
+        CREATE TABLE eligibility AS
+        WITH r AS ({reasons_sql("SELECT DISTINCT pa.partner_id, pa.partner_type, getvariable('run_date') AS d, "
+                                "p.pstart AS p_start, p.pend AS p_end FROM programs p "
+                                "JOIN partners pa ON pa.partner_type = p.partner_type")}),
+        act AS (
+          SELECT DISTINCT 'reseller' AS role, reseller_id AS partner_id FROM tx
+          WHERE transaction_type = 'sale' AND transaction_date BETWEEN getvariable('run_date') - 364 AND getvariable('run_date')
+          UNION ALL
+          SELECT DISTINCT 'provider', provider_id FROM tx
+          WHERE transaction_type = 'sale' AND provider_id IS NOT NULL
+            AND transaction_date BETWEEN getvariable('run_date') - 364 AND getvariable('run_date')
+        )
+        SELECT getvariable('run_date') AS run_date, p.program_id, pa.partner_id, pa.partner_name, pa.partner_type,
+               len(r.reasons) = 0 AS eligible, r.reasons, r.eligible_since,
+               CASE WHEN pa.partner_type = 'indirect_reseller' THEN fs.first_sale + 1 END AS invited_on,
+               act.partner_id IS NOT NULL AS active_reseller
+        FROM programs p
+        JOIN partners pa ON pa.partner_type = p.partner_type
+        JOIN r ON r.partner_id = pa.partner_id AND r.p_start = p.pstart AND r.p_end = p.pend
+        LEFT JOIN first_sale fs ON fs.partner_id = pa.partner_id
+        LEFT JOIN act ON act.partner_id = pa.partner_id
+             AND act.role = CASE WHEN p.partner_type = 'indirect_provider' THEN 'provider' ELSE 'reseller' END""")
 
     # ---- lines (sales that earned + refunds of them), periods, tiers ---------------------
     ex("lines", """
@@ -308,22 +387,128 @@ def main():
                END AS earning_amount_usd,
                CASE WHEN getvariable('run_date') >= (CASE WHEN on_time THEN pend(period_kind, transaction_date)
                     ELSE pend(period_kind, delivery_date) END) + 2 THEN 'final' ELSE 'estimated' END AS period_status,
-               CASE WHEN on_time THEN NULL ELSE 'PRIOR_PERIOD' END AS reason_code
+               CASE WHEN on_time THEN NULL ELSE 'PRIOR_PERIOD' END AS reason_code,
+               CASE WHEN on_time THEN pend(period_kind, transaction_date)
+                    ELSE pend(period_kind, delivery_date) END AS booked_period_end
         FROM c JOIN partners pa USING (partner_id)""")
     ex("payout_groups", """
-        CREATE TABLE payouts AS
+        CREATE TABLE groups AS
         SELECT program_id, partner_id, any_value(partner_name) AS partner_name, earning_period,
                earning_type, sum(earning_amount_usd)::DECIMAL(18,2) AS earning_amount_usd,
-               count(*) AS lines
+               count(*) AS lines, any_value(booked_period_end) AS bp_end,
+               getvariable('run_date') >= any_value(booked_period_end) + 2 AS closed
         FROM earnings GROUP BY program_id, partner_id, earning_period, earning_type""")
+    # Release walk: closed rebate groups of a (program, partner) in period order; the running
+    # balance restarts after each release. A recursive CTE, one step per period (set-based over
+    # all partners at once).
+    ex("release_walk", """
+        CREATE TABLE walk AS
+        WITH RECURSIVE rw AS (
+          SELECT g.program_id, g.partner_id, g.earning_period, g.earning_amount_usd AS amt, g.bp_end,
+                 p.minimum_usd, row_number() OVER (PARTITION BY g.program_id, g.partner_id ORDER BY g.bp_end) AS rn
+          FROM groups g JOIN programs p USING (program_id)
+          WHERE g.earning_type = 'rebate' AND g.closed
+        ),
+        w AS (
+          SELECT program_id, partner_id, rn, amt AS bal, amt >= minimum_usd AS released FROM rw WHERE rn = 1
+          UNION ALL
+          SELECT rw.program_id, rw.partner_id, rw.rn,
+                 CASE WHEN w.released THEN 0 ELSE w.bal END + rw.amt AS bal,
+                 CASE WHEN w.released THEN 0 ELSE w.bal END + rw.amt >= rw.minimum_usd AS released
+          FROM w JOIN rw ON rw.program_id = w.program_id AND rw.partner_id = w.partner_id AND rw.rn = w.rn + 1
+        ),
+        r AS (
+          SELECT rw.program_id, rw.partner_id, rw.earning_period, rw.rn, w.bal, w.released,
+                 min(CASE WHEN w.released THEN rw.bp_end END) OVER (
+                   PARTITION BY rw.program_id, rw.partner_id ORDER BY rw.rn DESC ROWS UNBOUNDED PRECEDING) AS release_end
+          FROM rw JOIN w USING (program_id, partner_id, rn)
+        )
+        SELECT * FROM r""")
+    ex("payouts", """
+        CREATE TABLE payouts AS
+        WITH pp AS (
+          SELECT partner_id, lower(trim(bank_verified)) = 'true' AS bank_ok,
+                 lower(trim(tax_verified)) = 'true' AS tax_ok FROM raw_payment_profiles
+        ),
+        g AS (
+          SELECT g.*, w.release_end,
+                 CASE WHEN w.release_end IS NOT NULL THEN
+                   (date_trunc('month', w.release_end + 2) + to_months(p.lag) + INTERVAL 14 DAY)::DATE END AS pay_date,
+                 list_filter([CASE WHEN pp.partner_id IS NULL THEN 'NO_PAYMENT_PROFILE' END,
+                              CASE WHEN NOT pp.bank_ok THEN 'BANK_NOT_VERIFIED' END,
+                              CASE WHEN NOT pp.tax_ok THEN 'TAX_NOT_VERIFIED' END], lambda x: x IS NOT NULL) AS holds
+          FROM groups g JOIN programs p USING (program_id)
+          LEFT JOIN walk w ON g.earning_type = 'rebate' AND w.program_id = g.program_id
+                          AND w.partner_id = g.partner_id AND w.earning_period = g.earning_period
+          LEFT JOIN pp ON pp.partner_id = g.partner_id
+        ),
+        s AS (
+          SELECT *, CASE
+                 WHEN earning_type = 'coop' THEN CASE WHEN closed THEN 'available' ELSE 'accruing' END
+                 WHEN NOT closed THEN 'accruing'
+                 WHEN release_end IS NULL THEN 'carried_forward'
+                 WHEN len(holds) > 0 THEN 'on_hold'
+                 ELSE 'scheduled' END AS status
+          FROM g
+        )
+        SELECT getvariable('run_date') AS run_date, program_id, partner_id, partner_name, earning_period,
+               earning_type, earning_amount_usd, status,
+               CASE WHEN status = 'on_hold' THEN holds ELSE []::VARCHAR[] END AS hold_reasons,
+               NULL::VARCHAR AS payout_id,
+               CASE WHEN status IN ('on_hold', 'scheduled') THEN pay_date END AS payment_date,
+               lines
+        FROM s""")
+    ex("dashboard", f"""
+        CREATE TABLE dashboard AS
+        WITH m AS (
+          SELECT program_id, partner_id,
+                 sum(earning_amount_usd) AS earned,
+                 sum(earning_amount_usd) FILTER (WHERE earning_type = 'rebate') AS rebate,
+                 sum(earning_amount_usd) FILTER (WHERE earning_type = 'coop') AS coop,
+                 sum(earning_amount_usd) FILTER (WHERE status = 'scheduled') AS scheduled,
+                 sum(earning_amount_usd) FILTER (WHERE status = 'on_hold') AS on_hold,
+                 sum(earning_amount_usd) FILTER (WHERE status = 'carried_forward') AS carried,
+                 sum(earning_amount_usd) FILTER (WHERE status = 'accruing') AS accruing,
+                 sum(earning_amount_usd) FILTER (WHERE status = 'available') AS available
+          FROM payouts GROUP BY ALL
+        ),
+        lt AS (
+          SELECT program_id, partner_id, max(d) AS last_d FROM (
+            SELECT program_id, partner_id, transaction_date AS d FROM csales
+            UNION ALL
+            SELECT s.program_id, s.partner_id, r.transaction_date FROM tx r
+            JOIN csales s ON r.transaction_type = 'refund' AND r.original_transaction_id = s.transaction_id
+          ) GROUP BY ALL
+        )
+        SELECT e.run_date, e.program_id, e.partner_id, e.partner_name, e.eligible, e.reasons,
+               coalesce(m.earned, 0)::DECIMAL(18,2) AS earned_to_date_usd,
+               coalesce(m.rebate, 0)::DECIMAL(18,2) AS rebate_to_date_usd,
+               coalesce(m.coop, 0)::DECIMAL(18,2) AS coop_to_date_usd,
+               coalesce(m.scheduled, 0)::DECIMAL(18,2) AS scheduled_usd,
+               coalesce(m.on_hold, 0)::DECIMAL(18,2) AS on_hold_usd,
+               coalesce(m.carried, 0)::DECIMAL(18,2) AS carried_forward_usd,
+               coalesce(m.accruing, 0)::DECIMAL(18,2) AS accruing_usd,
+               coalesce(m.available, 0)::DECIMAL(18,2) AS coop_available_usd,
+               lt.last_d AS last_transaction_date,
+               {'DATE ' + q(data_as_of) if data_as_of else 'NULL::DATE'} AS data_as_of
+        FROM eligibility e
+        LEFT JOIN m USING (program_id, partner_id)
+        LEFT JOIN lt USING (program_id, partner_id)""")
 
     os.makedirs(a.out, exist_ok=True)
     t = time.time()
+    lists = {"payouts": ["hold_reasons"], "eligibility": ["reasons"], "unearned": ["reasons"],
+             "dashboard": ["reasons"]}
     for name, order in [
         ("earnings", "program_id, partner_id, transaction_date, transaction_id"),
         ("payouts", "program_id, partner_id, earning_period, earning_type"),
+        ("eligibility", "program_id, partner_id"),
+        ("unearned", "program_id, partner_id, transaction_date, transaction_id"),
+        ("dashboard", "program_id, partner_id"),
     ]:
-        con.execute(f"COPY (SELECT * FROM {name} ORDER BY {order}) TO {q(os.path.join(a.out, name + '.csv'))} (HEADER)")
+        rep = ", ".join(f"NULLIF(array_to_string({c}, ';'), '') AS {c}" for c in lists.get(name, []))
+        csv_sel = f"* REPLACE ({rep})" if rep else "*"
+        con.execute(f"COPY (SELECT {csv_sel} FROM {name} ORDER BY {order}) TO {q(os.path.join(a.out, name + '.csv'))} (HEADER)")
         con.execute(f"COPY (SELECT * FROM {name} ORDER BY {order}) TO {q(os.path.join(a.out, name + '.parquet'))} (FORMAT parquet)")
     if a.timings:
         print(f"  write: {time.time() - t:.2f}s", file=sys.stderr)
