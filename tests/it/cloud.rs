@@ -74,20 +74,21 @@ fn available() -> bool {
     ok
 }
 
-fn moto() -> Server {
-    let port = free_port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// Starts `command` quietly and waits until it listens on `port`.
+fn serve(command: &mut Command, port: u16) -> Server {
+    let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     wait_for(port);
     Server { child, port }
 }
 
+fn moto() -> Server {
+    let port = free_port();
+    serve(Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port.to_string()]), port)
+}
+
 fn azurite(location: &Path, port: u16) -> Server {
-    let child = Command::new(azurite_bin())
+    let mut command = Command::new(azurite_bin());
+    command
         .args([
             "--blobHost",
             "127.0.0.1",
@@ -97,13 +98,8 @@ fn azurite(location: &Path, port: u16) -> Server {
             "--skipApiVersionCheck",
         ])
         .args(["--disableTelemetry", "--silent", "--location"])
-        .arg(location)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(port);
-    Server { child, port }
+        .arg(location);
+    serve(&mut command, port)
 }
 
 /// Runs `tests/cloud/objects.py` (the servers' own SDKs).
