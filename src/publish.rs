@@ -152,6 +152,38 @@ pub struct Publication {
     _lock: Lock,
 }
 
+/// Where a staged file's bytes go.
+enum Sink {
+    Local(std::io::BufWriter<std::fs::File>, std::path::PathBuf),
+    Memory(Vec<u8>),
+}
+
+/// An output being written under the staging prefix; its SHA-256 is taken as it is written.
+pub struct StagedFile {
+    rel: String,
+    staged: String,
+    sink: Sink,
+    hasher: sha2::Sha256,
+}
+
+impl std::io::Write for StagedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = match &mut self.sink {
+            Sink::Local(w, _) => w.write(buf)?,
+            Sink::Memory(v) => v.write(buf)?,
+        };
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.sink {
+            Sink::Local(w, _) => w.flush(),
+            Sink::Memory(_) => Ok(()),
+        }
+    }
+}
+
 /// Where a date's manifest lives.
 pub fn manifest_path(date: NaiveDate) -> String {
     format!("runs/{date}/manifest.json")
@@ -191,6 +223,45 @@ impl Publication {
         self.files.push(rel.to_string());
         checkpoint(&self.checkpoints);
         Ok(())
+    }
+
+    /// Opens one output (path in the final layout) under the staging prefix for writing in
+    /// pieces: a local file is written in place (the staging folder is invisible until the
+    /// commit); for an object store the bytes are gathered and put by [`Publication::finish`].
+    pub fn create(&self, rel: &str) -> Result<StagedFile> {
+        let staged = format!("{}/{rel}", self.staging);
+        let sink = match self.store.local_root() {
+            Some(root) => {
+                let path = root.join(&staged);
+                let io = |e: std::io::Error| Error::Write {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                };
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                let file = std::fs::File::create(&path).map_err(io)?;
+                Sink::Local(std::io::BufWriter::with_capacity(1 << 20, file), path)
+            }
+            None => Sink::Memory(Vec::new()),
+        };
+        Ok(StagedFile { rel: rel.to_string(), staged, sink, hasher: <sha2::Sha256 as sha2::Digest>::new() })
+    }
+
+    /// Completes a file opened with [`Publication::create`]; returns its SHA-256 (hex).
+    pub fn finish(&mut self, file: StagedFile) -> Result<String> {
+        let StagedFile { rel, staged, sink, hasher } = file;
+        match sink {
+            Sink::Local(w, path) => {
+                w.into_inner().map_err(|e| e.into_error()).map(drop).map_err(|e: std::io::Error| {
+                    Error::Write { path: path.display().to_string(), reason: e.to_string() }
+                })?;
+            }
+            Sink::Memory(bytes) => self.store.put(&staged, &bytes)?,
+        }
+        self.files.push(rel);
+        checkpoint(&self.checkpoints);
+        Ok(crate::feeds::validate::hex(&sha2::Digest::finalize(hasher)))
     }
 
     /// Makes the staged run the published one.

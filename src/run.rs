@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::feeds::{self, Ingest, Landing};
 use crate::publish::Publication;
 use crate::reports::manifest::{Manifest, Output, ProgramFile};
-use crate::reports::{Table, csv_out, exports, parquet_out, rejects, tables};
+use crate::reports::tables::{Report, Source};
+use crate::reports::{Table, csv_out, exports, parquet_out, rejects};
 use crate::rules;
 use crate::store::Store;
 
@@ -157,34 +158,52 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         ("run_date", d.to_string()),
         ("run_id", run_id.clone()),
     ];
-    // Each report is built, written and exported, then dropped; each file is staged as soon
-    // as it is made, so that one report and one file at a time are held in memory.
+    // Each report is written a chunk of rows at a time, straight into its staged files, then
+    // exported partner by partner; small files are staged as soon as they are made.
     let mut outputs = BTreeMap::new();
     let mut written = Vec::new();
+    let mut partner_ids: Vec<&str> = ingest.feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
+    partner_ids.sort_unstable();
+    for report in Report::ALL {
+        let source = Source { report, run_date: d, data_as_of, results: &results };
+        let rows = source.rows() as u64;
+        let files = write_report(
+            &mut publication,
+            &source.table(&[]),
+            source.chunks(CHUNK_ROWS).map(|rows| source.table(&rows)),
+            d,
+            &metadata,
+        )?;
+        for (path, sha256) in files {
+            outputs.insert(path.clone(), Output { rows, sha256 });
+            written.push(path);
+        }
+        if exports::EXPORTED.contains(&report.name()) {
+            let mut stage = |path: String, rows: u64, bytes: Vec<u8>| -> Result<()> {
+                outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::sha256_hex(&bytes) });
+                publication.write(&path, &bytes)?;
+                written.push(path);
+                Ok(())
+            };
+            let rows_of = |id: &str| source.table(&source.partner_rows(id));
+            exports::export_report(d, &partner_ids, report.name(), rows_of, &mut stage)?;
+        }
+    }
+    let rejects = rejects::table(d, &ingest.rejects);
+    let rows = rejects.rows() as u64;
+    for (path, sha256) in
+        write_report(&mut publication, &rejects, std::iter::once(rejects.clone()), d, &metadata)?
+    {
+        outputs.insert(path.clone(), Output { rows, sha256 });
+        written.push(path);
+    }
+    drop(rejects);
     let mut stage = |path: String, rows: u64, bytes: Vec<u8>| -> Result<()> {
         outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::sha256_hex(&bytes) });
         publication.write(&path, &bytes)?;
         written.push(path);
         Ok(())
     };
-    let mut partner_ids: Vec<&str> = ingest.feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
-    partner_ids.sort_unstable();
-    for report in ["eligibility", "earnings", "unearned", "payouts", "dashboard", "rejects"] {
-        let table = match report {
-            "eligibility" => tables::eligibility(d, &results),
-            "earnings" => tables::earnings(d, &results),
-            "unearned" => tables::unearned(d, &results),
-            "payouts" => tables::payouts(d, &results),
-            "dashboard" => tables::dashboard(d, data_as_of, &results),
-            _ => rejects::table(d, &ingest.rejects),
-        };
-        for (path, bytes) in report_files(&table, d, &metadata)? {
-            stage(path, table.rows() as u64, bytes)?;
-        }
-        if exports::EXPORTED.contains(&table.name) {
-            exports::export_report(d, &partner_ids, &table, &mut stage)?;
-        }
-    }
     exports::export_access(d, &partner_ids, &ingest.feeds.users, &mut stage)?;
     let (inputs, ignored, skipped, totals) = Manifest::inputs(&ingest);
     let manifest = Manifest {
@@ -220,12 +239,34 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     })
 }
 
-/// The CSV and parquet files of one report: `(path, bytes)`.
-fn report_files(table: &Table, d: NaiveDate, metadata: &[(&str, String)]) -> Result<Vec<(String, Vec<u8>)>> {
-    let dir = format!("{}/run_date={d}", table.name);
-    // The two formats are independent work.
-    let (csv, parquet) = rayon::join(|| csv_out::to_csv(table), || parquet_out::to_parquet(table, metadata));
-    Ok(vec![(format!("{dir}/{}.csv", table.name), csv), (format!("{dir}/part-0.parquet"), parquet?)])
+/// Rows of a report built and written at a time: small enough to bound memory, large enough
+/// that the CSV and parquet writers work in long runs.
+const CHUNK_ROWS: usize = 1 << 16;
+
+/// Writes one report as CSV and parquet, chunk by chunk, straight into the staging prefix (a
+/// chunk's CSV and parquet are encoded in parallel); returns `(path, SHA-256)` of both files.
+/// `shape` gives the columns (its rows are not written).
+fn write_report<'t>(
+    publication: &mut Publication,
+    shape: &Table,
+    chunks: impl Iterator<Item = Table<'t>>,
+    d: NaiveDate,
+    metadata: &[(&str, String)],
+) -> Result<Vec<(String, String)>> {
+    let dir = format!("{}/run_date={d}", shape.name);
+    let (csv_path, parquet_path) = (format!("{dir}/{}.csv", shape.name), format!("{dir}/part-0.parquet"));
+    let mut csv = publication.create(&csv_path)?;
+    let mut parquet = parquet_out::ParquetSink::new(shape, metadata, publication.create(&parquet_path)?)?;
+    let csv_error = |e: std::io::Error| Error::Write { path: csv_path.clone(), reason: e.to_string() };
+    csv_out::write_header(shape, &mut csv).map_err(csv_error)?;
+    for table in chunks {
+        let (c, p) = rayon::join(|| csv_out::write_csv(&table, false, &mut csv), || parquet.write(&table));
+        c.map_err(csv_error)?;
+        p?;
+    }
+    let csv_sha = publication.finish(csv)?;
+    let parquet_sha = publication.finish(parquet.close()?)?;
+    Ok(vec![(csv_path, csv_sha), (parquet_path, parquet_sha)])
 }
 
 /// The current time, RFC 3339 in UTC: only the manifest carries wall-clock time.

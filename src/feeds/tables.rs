@@ -1,7 +1,40 @@
 //! The accepted rows of a run, typed: what the rules work on. Every value here passed the
 //! checks of feeds.md; money is exact (`i128` units at the scale named on the field).
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use chrono::NaiveDate;
+
+/// Shared text of a transaction: partner, customer, product, family and currency ids repeat on
+/// millions of lines, so each distinct value is held once ([`Interner`]).
+pub type Text = Arc<str>;
+
+/// Hands out one shared [`Text`] per distinct value. Sharded so that files validated in
+/// parallel rarely wait for each other.
+pub struct Interner {
+    shards: Vec<Mutex<HashSet<Text>>>,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        Interner { shards: (0..64).map(|_| Mutex::new(HashSet::new())).collect() }
+    }
+}
+
+impl Interner {
+    pub fn get(&self, s: &str) -> Text {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let shard = BuildHasherDefault::<DefaultHasher>::default().hash_one(s) as usize % self.shards.len();
+        let mut set = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = set.get(s) {
+            return t.clone();
+        }
+        let t: Text = Arc::from(s);
+        set.insert(t.clone());
+        t
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PartnerType {
@@ -134,21 +167,23 @@ pub struct FxRate {
     pub usd_rate: i128,
 }
 
+/// An accepted transaction. Repeated ids are shared [`Text`]; a refund's
+/// `original_transaction_id` shares its sale's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
-    pub transaction_id: String,
+    pub transaction_id: Text,
     pub transaction_date: NaiveDate,
     pub transaction_type: TransactionType,
-    pub original_transaction_id: Option<String>,
-    pub reseller_id: String,
-    pub provider_id: Option<String>,
-    pub customer_id: String,
-    pub product_id: String,
-    pub product_family: String,
+    pub original_transaction_id: Option<Text>,
+    pub reseller_id: Text,
+    pub provider_id: Option<Text>,
+    pub customer_id: Text,
+    pub product_id: Text,
+    pub product_family: Text,
     pub quantity: i64,
     /// In units of 10^-4 of `currency`; negative for refunds.
     pub amount: i128,
-    pub currency: String,
+    pub currency: Text,
     /// The delivery date of the file the row came from.
     pub delivery_date: NaiveDate,
 }

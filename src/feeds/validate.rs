@@ -92,30 +92,33 @@ struct Loaded<'a> {
 }
 
 /// Reads and validates every file that a run for `run_date` reads.
+///
+/// Feeds are read one at a time, in [`Feed::ALL`] order. The small feeds are loaded whole
+/// (their files in parallel); transaction files are streamed: each is read and its rows
+/// checked (files in parallel), and only the compact accepted candidates outlive the file.
 pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going: bool) -> Result<Ingest> {
-    let selected: Vec<&DeliveryFile> =
-        Feed::ALL.iter().flat_map(|&feed| landing.select(feed, run_date)).collect();
-    // Reading and tokenising files is independent work: do it in parallel.
-    let loaded: Vec<Result<Loaded, (&DeliveryFile, Error)>> =
-        selected.par_iter().map(|&file| load(store, file).map_err(|e| (file, e))).collect();
-    let mut ingest = Ingest { ignored: landing.ignored.clone(), ..Ingest::default() };
-    let mut files = Vec::new();
-    for result in loaded {
-        match result {
-            Ok(l) => files.push(l),
-            Err((file, Error::UnreadableFile { reason, .. })) if keep_going => {
-                ingest.skipped.push(Skipped { feed: file.feed, path: file.path.clone(), reason })
-            }
-            Err((_, e)) => return Err(e),
-        }
-    }
+    let ingest = Ingest { ignored: landing.ignored.clone(), ..Ingest::default() };
     let mut v = Validator { ingest, ctx: Context::default() };
     for feed in Feed::ALL {
-        let of_feed: Vec<&Loaded> = files.iter().filter(|l| l.file.feed == feed).collect();
+        let selected = landing.select(feed, run_date);
+        if feed == Feed::Transactions {
+            v.transactions(store, &selected, keep_going)?;
+            continue;
+        }
+        let loaded: Vec<Result<Loaded, (&DeliveryFile, Error)>> =
+            selected.par_iter().map(|&file| load(store, file).map_err(|e| (file, e))).collect();
+        let mut files = Vec::new();
+        for result in loaded {
+            match skip_or_fail(result, keep_going, &mut v.ingest.skipped)? {
+                Some(l) => files.push(l),
+                None => continue,
+            }
+        }
+        let of_feed: Vec<&Loaded> = files.iter().collect();
         v.feed(feed, &of_feed)?;
     }
     let mut ingest = v.ingest;
-    ingest.rejects.sort_by(|a, b| {
+    ingest.rejects.par_sort_by(|a, b| {
         (a.feed.name(), &a.file, a.row, &a.field, a.code.as_str()).cmp(&(
             b.feed.name(),
             &b.file,
@@ -133,6 +136,22 @@ pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going:
         }
     }
     Ok(ingest)
+}
+
+/// A file that could not be read: skipped (and listed) under `--keep-going`, else the error.
+fn skip_or_fail<T>(
+    result: std::result::Result<T, (&DeliveryFile, Error)>,
+    keep_going: bool,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Option<T>> {
+    match result {
+        Ok(t) => Ok(Some(t)),
+        Err((file, Error::UnreadableFile { reason, .. })) if keep_going => {
+            skipped.push(Skipped { feed: file.feed, path: file.path.clone(), reason });
+            Ok(None)
+        }
+        Err((_, e)) => Err(e),
+    }
 }
 
 /// Feeds every byte read through SHA-256, for the manifest.
@@ -194,8 +213,10 @@ pub fn hex(bytes: &[u8]) -> String {
 #[derive(Default)]
 struct Context {
     partners: HashSet<String>,
-    /// (currency, first day of month) with an accepted rate.
-    rates: HashSet<(String, NaiveDate)>,
+    /// Currency -> first days of the months with an accepted rate.
+    rates: HashMap<String, HashSet<NaiveDate>>,
+    /// Shared text of the transactions' repeated ids.
+    interner: Interner,
 }
 
 /// A row that passed the cell and reference checks and waits for its key check.
@@ -226,8 +247,16 @@ fn key_of(feed: Feed, cells: &[String]) -> Vec<String> {
 }
 
 impl Validator {
-    fn count_file(&mut self, l: &Loaded) -> usize {
-        self.ingest.files.push(FileCount {
+    fn count_file(&mut self, count: &FileCount, warnings: &[String]) -> usize {
+        self.ingest.files.push(count.clone());
+        for w in warnings {
+            self.ingest.warnings.push(format!("{}: {w}", count.path));
+        }
+        self.ingest.files.len() - 1
+    }
+
+    fn count_loaded(&mut self, l: &Loaded) -> usize {
+        let count = FileCount {
             feed: l.file.feed,
             path: l.file.path.clone(),
             delivery_date: l.file.date,
@@ -236,11 +265,8 @@ impl Validator {
             rows: l.raw.rows.len() as u64,
             accepted: 0,
             rejected: 0,
-        });
-        for w in &l.raw.warnings {
-            self.ingest.warnings.push(format!("{}: {w}", l.file.path));
-        }
-        self.ingest.files.len() - 1
+        };
+        self.count_file(&count, &l.raw.warnings)
     }
 
     /// Rejects one row with its problems (counted once).
@@ -278,7 +304,7 @@ impl Validator {
     {
         let mut out = Vec::new();
         for l in files {
-            let idx = self.count_file(l);
+            let idx = self.count_loaded(l);
             let feed = l.file.feed;
             let ctx = &self.ctx;
             let checked: Vec<(&RawRow, Result<T, Vec<Problem>>)> = l
@@ -417,69 +443,95 @@ impl Validator {
                 let c = self.check_rows(files, |r, _, _| check_fx_rate(r));
                 let rates: Vec<FxRate> =
                     self.event_keys(feed, c).into_iter().filter(|r| r.currency != "USD").collect();
-                self.ctx.rates = rates.iter().map(|r| (r.currency.clone(), r.month)).collect();
+                self.ctx.rates.clear();
+                for r in &rates {
+                    self.ctx.rates.entry(r.currency.clone()).or_default().insert(r.month);
+                }
                 self.ingest.feeds.fx_rates = rates;
             }
-            Feed::Transactions => {
-                let c = self.check_rows(files, |r, ctx, f| check_transaction(r, ctx, f.date));
-                self.ingest.feeds.transactions = self.transactions(c);
-            }
+            Feed::Transactions => unreachable!("transactions are streamed (Validator::transactions)"),
         }
         Ok(())
     }
 
-    /// Key checks (sales claim their keys first) then the refund checks, in the order of
-    /// feeds.md: delivery date, transaction date, transaction id.
-    fn transactions(&mut self, candidates: Vec<Candidate<Transaction>>) -> Vec<Transaction> {
+    /// The transactions feed. Each file is read and its rows checked for cells and references
+    /// (files in parallel); then the key checks (sales claim their keys first) and the refund
+    /// checks run in the order of feeds.md: delivery date, transaction date, transaction id.
+    fn transactions(&mut self, store: &Store, files: &[&DeliveryFile], keep_going: bool) -> Result<()> {
         let feed = Feed::Transactions;
-        let (sales, mut refunds): (Vec<_>, Vec<_>) =
-            candidates.into_iter().partition(|c| c.value.transaction_type == TransactionType::Sale);
-        let mut held = HashMap::new();
-        let mut accepted: Vec<Transaction> = Vec::new();
-        for c in sales {
-            match self.event_key(feed, &held, c.cells) {
-                Some(p) => self.reject(c.file, c.row, vec![p]),
-                None => {
-                    Self::claim(feed, &mut held, c.cells);
-                    self.accept(c.file);
-                    accepted.push(c.value);
+        let ctx = &self.ctx;
+        let checked: Vec<std::result::Result<CheckedFile, (&DeliveryFile, Error)>> = files
+            .par_iter()
+            .map(|&file| check_transaction_file(store, file, ctx).map_err(|e| (file, e)))
+            .collect();
+        let mut sales = Vec::new();
+        let mut refunds = Vec::new();
+        for result in checked {
+            let Some(checked) = skip_or_fail(result, keep_going, &mut self.ingest.skipped)? else { continue };
+            let idx = self.count_file(&checked.count, &checked.warnings);
+            for (row, problems) in checked.rejected {
+                self.reject(idx, row, problems);
+            }
+            for mut c in checked.candidates {
+                c.file = idx;
+                match c.value.transaction_type {
+                    TransactionType::Sale => sales.push(c),
+                    TransactionType::Refund => refunds.push(c),
                 }
             }
         }
-        let sale_index: HashMap<String, usize> =
-            accepted.iter().enumerate().map(|(i, t)| (t.transaction_id.clone(), i)).collect();
+        // Transaction id -> the holder's canonical hash and, for a sale, its index in `accepted`.
+        let mut held: HashMap<Text, (u128, Option<usize>)> =
+            HashMap::with_capacity(sales.len() + refunds.len());
+        let mut accepted: Vec<Transaction> = Vec::with_capacity(sales.len() + refunds.len());
+        let key_problem = |c: &TxCandidate, holder: u128| Problem {
+            field: "transaction_id".into(),
+            value: c.value.transaction_id.to_string(),
+            code: if holder == c.canon { Code::DuplicateRow } else { Code::ConflictingDuplicate },
+        };
+        for c in sales {
+            if let Some(&(holder, _)) = held.get(&c.value.transaction_id) {
+                let p = key_problem(&c, holder);
+                self.reject(c.file, c.row, vec![p]);
+                continue;
+            }
+            held.insert(c.value.transaction_id.clone(), (c.canon, Some(accepted.len())));
+            self.accept(c.file);
+            accepted.push(c.value);
+        }
         let mut refunded: Vec<i128> = vec![0; accepted.len()];
-        refunds.sort_by(|a, b| {
+        refunds.par_sort_by(|a, b| {
             (a.value.delivery_date, a.value.transaction_date, &a.value.transaction_id).cmp(&(
                 b.value.delivery_date,
                 b.value.transaction_date,
                 &b.value.transaction_id,
             ))
         });
-        let orig_col = feed.col("original_transaction_id");
         for c in refunds {
-            if let Some(p) = self.event_key(feed, &held, c.cells) {
+            if let Some(&(holder, _)) = held.get(&c.value.transaction_id) {
+                let p = key_problem(&c, holder);
                 self.reject(c.file, c.row, vec![p]);
                 continue;
             }
             let r = &c.value;
-            let original_id = r.original_transaction_id.as_deref().expect("refunds have one");
-            let Some(&si) = sale_index.get(original_id) else {
+            let original_id = r.original_transaction_id.clone().expect("refunds have one");
+            let Some(&(_, Some(si))) = held.get(&original_id) else {
                 let p = Problem {
                     field: "original_transaction_id".into(),
-                    value: original_id.into(),
+                    value: original_id.to_string(),
                     code: Code::UnknownOriginal,
                 };
                 self.reject(c.file, c.row, vec![p]);
                 continue;
             };
             let sale = &accepted[si];
+            let raw = c.raw.as_deref().expect("refunds keep their cells");
             let mut problems = Vec::new();
             let mut mismatch = |col: &str, differs: bool| {
                 if differs {
                     problems.push(Problem {
                         field: col.into(),
-                        value: c.cells[feed.col(col)].clone(),
+                        value: raw[feed.col(col)].clone(),
                         code: Code::RefundMismatch,
                     });
                 }
@@ -492,22 +544,104 @@ impl Validator {
             mismatch("currency", r.currency != sale.currency);
             if problems.is_empty() && refunded[si] - r.amount > sale.amount {
                 problems.push(Problem {
-                    field: feed.columns()[orig_col].into(),
-                    value: original_id.into(),
+                    field: "original_transaction_id".into(),
+                    value: original_id.to_string(),
                     code: Code::RefundExceedsSale,
                 });
             }
             if problems.is_empty() {
                 refunded[si] -= r.amount;
-                Self::claim(feed, &mut held, c.cells);
+                held.insert(c.value.transaction_id.clone(), (c.canon, None));
                 self.accept(c.file);
-                accepted.push(c.value);
+                let mut value = c.value;
+                // Share the sale's id instead of a copy of it.
+                value.original_transaction_id = Some(accepted[si].transaction_id.clone());
+                accepted.push(value);
             } else {
                 self.reject(c.file, c.row, problems);
             }
         }
-        accepted
+        self.ingest.feeds.transactions = accepted;
+        Ok(())
     }
+}
+
+/// A transaction row that passed its cell and reference checks and waits for its key and
+/// refund checks. The raw cells are dropped with their file, except a refund's (the values
+/// of `REFUND_MISMATCH`).
+struct TxCandidate {
+    file: usize,
+    row: u64,
+    /// Hash of the canonical cells: equal rows give equal hashes (`DUPLICATE_ROW`), different
+    /// rows different ones (`CONFLICTING_DUPLICATE`) but for a 2^-128 chance.
+    canon: u128,
+    value: Transaction,
+    raw: Option<Box<[String]>>,
+}
+
+/// One transaction file, read and checked row by row.
+struct CheckedFile {
+    count: FileCount,
+    warnings: Vec<String>,
+    rejected: Vec<(u64, Vec<Problem>)>,
+    candidates: Vec<TxCandidate>,
+}
+
+fn check_transaction_file(store: &Store, file: &DeliveryFile, ctx: &Context) -> Result<CheckedFile> {
+    let feed = Feed::Transactions;
+    let l = load(store, file)?;
+    let mut rejected = Vec::new();
+    let mut candidates = Vec::new();
+    for r in &l.raw.rows {
+        let cells = match &r.cells {
+            Err(n) => {
+                rejected.push((
+                    r.row,
+                    vec![Problem { field: String::new(), value: n.to_string(), code: Code::BadRecord }],
+                ));
+                continue;
+            }
+            Ok(cells) => cells,
+        };
+        let mut rc = RowCheck::new(feed.columns(), cells);
+        match check_transaction(&mut rc, ctx, file.date) {
+            Some(value) if rc.problems.is_empty() => {
+                let raw = (value.transaction_type == TransactionType::Refund)
+                    .then(|| cells.clone().into_boxed_slice());
+                candidates.push(TxCandidate {
+                    file: 0,
+                    row: r.row,
+                    canon: canonical_hash(feed, cells),
+                    value,
+                    raw,
+                });
+            }
+            _ => rejected.push((r.row, rc.problems)),
+        }
+    }
+    let count = FileCount {
+        feed,
+        path: file.path.clone(),
+        delivery_date: file.date,
+        size: file.size,
+        sha256: l.sha256,
+        rows: l.raw.rows.len() as u64,
+        accepted: 0,
+        rejected: 0,
+    };
+    Ok(CheckedFile { count, warnings: l.raw.warnings, rejected, candidates })
+}
+
+/// A 128-bit hash of the canonical cells (two SipHash passes with different keys).
+fn canonical_hash(feed: Feed, cells: &[String]) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let canon = canonical(feed, cells);
+    let mut a = std::hash::DefaultHasher::new();
+    let mut b = std::hash::DefaultHasher::new();
+    0xa5u8.hash(&mut b);
+    canon.hash(&mut a);
+    canon.hash(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
 }
 
 /// `UNKNOWN_PARTNER` unless `id` names an accepted partner.
@@ -620,6 +754,7 @@ fn check_fx_rate(r: &mut RowCheck) -> Option<FxRate> {
 }
 
 fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> Option<Transaction> {
+    let shared = |s: String| ctx.interner.get(&s);
     let transaction_id = r.id(0);
     let transaction_date = r.date(1);
     if let Some(d) = transaction_date
@@ -663,26 +798,29 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
     let currency = r.currency(11);
     if let (Some(c), Some(d)) = (&currency, transaction_date)
         && c != "USD"
-        && !ctx.rates.contains(&(c.clone(), cells::month_of(d)))
+        && !ctx.rates.get(c.as_str()).is_some_and(|months| months.contains(&cells::month_of(d)))
     {
         r.fail(11, Code::NoFxRate);
     }
+    if !r.problems.is_empty() {
+        return None;
+    }
     Some(Transaction {
-        transaction_id: transaction_id?,
+        transaction_id: transaction_id?.into(),
         transaction_date: transaction_date?,
         transaction_type: transaction_type?,
         original_transaction_id: match transaction_type? {
-            TransactionType::Refund => Some(original_transaction_id?),
+            TransactionType::Refund => Some(original_transaction_id?.into()),
             TransactionType::Sale => None,
         },
-        reseller_id: reseller_id?,
-        provider_id,
-        customer_id: customer_id?,
-        product_id: product_id?,
-        product_family: product_family?,
+        reseller_id: shared(reseller_id?),
+        provider_id: provider_id.map(shared),
+        customer_id: shared(customer_id?),
+        product_id: shared(product_id?),
+        product_family: shared(product_family?),
         quantity: quantity?,
         amount: amount?,
-        currency: currency?,
+        currency: shared(currency?),
         delivery_date: delivered,
     })
 }

@@ -60,22 +60,38 @@ fn cell(values: &Values, row: usize, buf: &mut String) {
 /// The CSV bytes of `table`.
 pub fn to_csv(table: &Table) -> Vec<u8> {
     // A generous first guess of the size, so that the buffer rarely grows (and copies).
-    let estimate = 64 + table.rows() * table.columns.len() * 12;
+    let mut out = Vec::with_capacity(64 + table.rows() * table.columns.len() * 12);
+    write_csv(table, true, &mut out).expect("writing to memory");
+    out
+}
+
+/// The header line of `table`'s columns (a report written in chunks starts with it).
+pub fn write_header(table: &Table, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out);
+    w.write_record(table.columns.iter().map(|(n, _)| *n))?;
+    w.flush()
+}
+
+/// Writes the rows of `table` as CSV to `out`, after the header when `header` is set.
+pub fn write_csv(table: &Table, header: bool, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .quote_style(csv::QuoteStyle::Necessary)
-        .from_writer(Vec::with_capacity(estimate));
-    let header: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
-    w.write_record(&header).expect("writing to memory");
+        .buffer_capacity(1 << 16)
+        .from_writer(out);
+    if header {
+        let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
+        w.write_record(&names)?;
+    }
     let mut buf = String::new();
     for row in 0..table.rows() {
         for (_, v) in &table.columns {
             cell(v, row, &mut buf);
-            w.write_field(buf.as_bytes()).expect("writing to memory");
+            w.write_field(buf.as_bytes())?;
         }
-        w.write_record(None::<&[u8]>).expect("writing to memory");
+        w.write_record(None::<&[u8]>)?;
     }
-    w.into_inner().expect("writing to memory")
+    w.flush()
 }
 
 #[cfg(test)]

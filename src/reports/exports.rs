@@ -57,28 +57,25 @@ fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
     }
 }
 
-/// The export files of one report (one of [`EXPORTED`]) for every partner in `partner_ids`,
-/// handed to `sink` one at a time as `(path relative to the output, rows, CSV bytes)`.
-pub fn export_report<E>(
+/// The export files of one report (named `report`, one of [`EXPORTED`]) for every partner in
+/// `partner_ids`, handed to `sink` one at a time as `(path relative to the output, rows, CSV
+/// bytes)`. `rows_of` gives a partner's rows of the report, in report order.
+pub fn export_report<'t, E>(
     run_date: chrono::NaiveDate,
     partner_ids: &[&str],
-    report: &Table,
+    report: &str,
+    rows_of: impl Fn(&str) -> Table<'t> + Sync,
     mut sink: impl FnMut(String, u64, Vec<u8>) -> Result<(), E>,
 ) -> Result<(), E> {
-    // Row indexes of each partner, found in one pass.
-    let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, id) in report.text_column("partner_id").iter().enumerate() {
-        index.entry(id.as_deref().unwrap_or_default()).or_default().push(i);
-    }
     // Partners' files are made in parallel, a chunk at a time, and handed over in order.
     use rayon::prelude::*;
     for chunk in partner_ids.chunks(512) {
         let files: Vec<(String, u64, Vec<u8>)> = chunk
             .par_iter()
             .map(|&id| {
-                let rows = index.get(id).map(Vec::as_slice).unwrap_or_default();
-                let path = format!("exports/run_date={run_date}/{}/{}.csv", folder_name(id), report.name);
-                (path, rows.len() as u64, csv_out::to_csv(&report.select(rows)))
+                let table = rows_of(id);
+                let path = format!("exports/run_date={run_date}/{}/{report}.csv", folder_name(id));
+                (path, table.rows() as u64, csv_out::to_csv(&table))
             })
             .collect();
         for (path, rows, bytes) in files {
@@ -187,7 +184,13 @@ mod hostile_ids {
             let mut files = Vec::new();
             let date = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
             for report in &refs {
-                export_report(date, &id_refs, report, |p, n, b| {
+                // Row indexes of each partner, as the report's own column says.
+                let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
+                for (i, id) in report.text_column("partner_id").iter().enumerate() {
+                    index.entry(id.as_deref().unwrap_or_default()).or_default().push(i);
+                }
+                let rows_of = |id: &str| report.select(index.get(id).map(Vec::as_slice).unwrap_or_default());
+                export_report(date, &id_refs, report.name, rows_of, |p, n, b| {
                     files.push((p, n, b));
                     Ok::<(), ()>(())
                 })

@@ -33,7 +33,7 @@ pub enum Values<'a> {
     List(Vec<Vec<String>>),
 }
 
-impl Values<'_> {
+impl<'a> Values<'a> {
     pub fn len(&self) -> usize {
         match self {
             Values::Text(v) => v.len(),
@@ -47,6 +47,22 @@ impl Values<'_> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A column of the same type with no rows.
+    pub fn empty_like(&self) -> Values<'a> {
+        match self {
+            Values::Text(_) => Values::Text(Vec::new()),
+            Values::Int(_) => Values::Int(Vec::new()),
+            Values::Decimal { scale, csv_scales, .. } => Values::Decimal {
+                values: Vec::new(),
+                scale: *scale,
+                csv_scales: csv_scales.as_ref().map(|_| Vec::new()),
+            },
+            Values::Date(_) => Values::Date(Vec::new()),
+            Values::Bool(_) => Values::Bool(Vec::new()),
+            Values::List(_) => Values::List(Vec::new()),
+        }
     }
 }
 

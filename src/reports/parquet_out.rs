@@ -66,30 +66,67 @@ fn array(name: &str, values: &Values) -> Result<(DataType, ArrayRef)> {
 
 /// The parquet bytes of `table`, with `metadata` as key-value pairs in the footer.
 pub fn to_parquet(table: &Table, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
-    let mut fields = Vec::new();
-    let mut arrays = Vec::new();
-    for (name, values) in &table.columns {
-        let (dt, a) = array(&format!("{}.{name}", table.name), values)?;
-        fields.push(Field::new(*name, dt, true));
-        arrays.push(a);
+    let mut w = ParquetSink::new(table, metadata, Vec::new())?;
+    w.write(table)?;
+    w.close()
+}
+
+/// A parquet file written a chunk (a [`Table`] of the same columns) at a time; row groups
+/// hold up to [`ROW_GROUP_ROWS`] rows whatever the chunk size, and the bytes depend only on
+/// the rows and the chunking.
+pub struct ParquetSink<W: std::io::Write + Send> {
+    name: &'static str,
+    schema: Arc<Schema>,
+    writer: ArrowWriter<W>,
+}
+
+impl<W: std::io::Write + Send> ParquetSink<W> {
+    /// A writer for tables shaped like `shape` (its rows are not written).
+    pub fn new(shape: &Table, metadata: &[(&str, String)], out: W) -> Result<Self> {
+        let mut fields = Vec::new();
+        for (name, values) in &shape.columns {
+            let (dt, _) = array(&format!("{}.{name}", shape.name), &values.empty_like())?;
+            fields.push(Field::new(*name, dt, true));
+        }
+        // The metadata goes in the Arrow schema too, so that Arrow readers (pyarrow's
+        // `schema.metadata`) see it as well as the parquet footer's key-value pairs.
+        let schema_metadata: std::collections::HashMap<String, String> =
+            metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let schema = Arc::new(Schema::new_with_metadata(fields, schema_metadata));
+        let kv = metadata.iter().map(|(k, v)| KeyValue::new(k.to_string(), v.clone())).collect();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_key_value_metadata(Some(kv))
+            .build();
+        let writer = ArrowWriter::try_new(out, schema.clone(), Some(props))
+            .map_err(|e| Error::Internal(format!("parquet {}: {e}", shape.name)))?;
+        Ok(ParquetSink { name: shape.name, schema, writer })
     }
-    // The metadata goes in the Arrow schema too, so that Arrow readers (pyarrow's
-    // `schema.metadata`) see it as well as the parquet footer's key-value pairs.
-    let schema_metadata: std::collections::HashMap<String, String> =
-        metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    let schema = Arc::new(Schema::new_with_metadata(fields, schema_metadata));
-    let batch = RecordBatch::try_new(schema.clone(), arrays)
-        .map_err(|e| Error::Internal(format!("{}: {e}", table.name)))?;
-    let kv = metadata.iter().map(|(k, v)| KeyValue::new(k.to_string(), v.clone())).collect();
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_key_value_metadata(Some(kv))
-        .build();
-    let fail = |e: parquet::errors::ParquetError| Error::Internal(format!("parquet {}: {e}", table.name));
-    let mut w = ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(fail)?;
-    w.write(&batch).map_err(fail)?;
-    w.into_inner().map_err(fail)
+
+    pub fn write(&mut self, table: &Table) -> Result<()> {
+        let mut arrays = Vec::new();
+        for (name, values) in &table.columns {
+            arrays.push(array(&format!("{}.{name}", table.name), values)?.1);
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)
+            .map_err(|e| Error::Internal(format!("{}: {e}", self.name)))?;
+        self.writer.write(&batch).map_err(|e| self.fail(e))
+    }
+
+    pub fn close(self) -> Result<W> {
+        let name = self.name;
+        self.writer.into_inner().map_err(|e| Error::Internal(format!("parquet {name}: {e}")))
+    }
+
+    fn fail(&self, e: parquet::errors::ParquetError) -> Error {
+        match e {
+            parquet::errors::ParquetError::External(e) => {
+                Error::Storage(format!("writing the parquet file of {}: {e}", self.name))
+            }
+            e => Error::Internal(format!("parquet {}: {e}", self.name)),
+        }
+    }
 }
 
 #[cfg(test)]

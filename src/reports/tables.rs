@@ -1,5 +1,10 @@
 //! The rules' results as report tables, columns exactly as reports.md lists them. Row order is
 //! the spec's: the rules already sort within a program, and programs come sorted by id.
+//!
+//! A report is never built whole: [`Source`] names its rows as (program, item) pairs and
+//! builds a [`Table`] for any slice of them, so a large report is written a chunk at a time
+//! and each partner's export is cut from the rows of that partner (binary searches, since
+//! every program's items are sorted by partner).
 
 use std::borrow::Cow;
 
@@ -37,8 +42,118 @@ fn yyyy_mm(d: NaiveDate) -> String {
     format!("{}-{:02}", d.year(), d.month())
 }
 
-pub fn eligibility<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<'r> {
-    let rows: Vec<_> = results.iter().flat_map(|r| r.eligibility.iter()).collect();
+/// A row of a report: (index of the program result, index of the item in it).
+pub type RowRef = (u32, u32);
+
+/// The five reports of the rules' results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    Eligibility,
+    Earnings,
+    Unearned,
+    Payouts,
+    Dashboard,
+}
+
+impl Report {
+    pub const ALL: [Report; 5] =
+        [Report::Eligibility, Report::Earnings, Report::Unearned, Report::Payouts, Report::Dashboard];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Report::Eligibility => "eligibility",
+            Report::Earnings => "earnings",
+            Report::Unearned => "unearned",
+            Report::Payouts => "payouts",
+            Report::Dashboard => "dashboard",
+        }
+    }
+}
+
+/// One report over the results of a run: its rows, and tables of any slice of them.
+pub struct Source<'r, 'a> {
+    pub report: Report,
+    pub run_date: NaiveDate,
+    pub data_as_of: Option<NaiveDate>,
+    pub results: &'r [ProgramResult<'a>],
+}
+
+impl<'r, 'a> Source<'r, 'a> {
+    /// The report's items in one program's result.
+    fn len_of(&self, r: &ProgramResult) -> usize {
+        match self.report {
+            Report::Eligibility | Report::Dashboard => r.eligibility.len(),
+            Report::Earnings => r.lines.len(),
+            Report::Unearned => r.unearned.len(),
+            Report::Payouts => r.groups.len(),
+        }
+    }
+
+    /// The partner of item `i` of a program's result.
+    fn partner_of<'x>(&self, r: &'x ProgramResult, i: usize) -> &'x str {
+        match self.report {
+            Report::Eligibility | Report::Dashboard => &r.eligibility[i].partner_id,
+            Report::Earnings => r.lines[i].partner_id,
+            Report::Unearned => r.unearned[i].partner_id,
+            Report::Payouts => &r.groups[i].partner_id,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.results.iter().map(|r| self.len_of(r)).sum()
+    }
+
+    /// The rows in report order, in slices of at most `size`.
+    pub fn chunks(&self, size: usize) -> impl Iterator<Item = Vec<RowRef>> + '_ {
+        let mut all = self
+            .results
+            .iter()
+            .enumerate()
+            .flat_map(move |(p, r)| (0..self.len_of(r)).map(move |i| (p as u32, i as u32)))
+            .peekable();
+        std::iter::from_fn(move || {
+            all.peek()?;
+            Some(all.by_ref().take(size).collect())
+        })
+    }
+
+    /// The rows of one partner (as earner), in report order.
+    pub fn partner_rows(&self, partner: &str) -> Vec<RowRef> {
+        let mut out = Vec::new();
+        for (p, r) in self.results.iter().enumerate() {
+            let n = self.len_of(r);
+            let start = partition_point(n, |i| self.partner_of(r, i) < partner);
+            let end = start + partition_point(n - start, |i| self.partner_of(r, start + i) <= partner);
+            out.extend((start..end).map(|i| (p as u32, i as u32)));
+        }
+        out
+    }
+
+    /// The report's table of `rows`.
+    pub fn table(&self, rows: &[RowRef]) -> Table<'r> {
+        let (d, results) = (self.run_date, self.results);
+        match self.report {
+            Report::Eligibility => eligibility(d, results, rows),
+            Report::Earnings => earnings(d, results, rows),
+            Report::Unearned => unearned(d, results, rows),
+            Report::Payouts => payouts(d, results, rows),
+            Report::Dashboard => dashboard(d, self.data_as_of, results, rows),
+        }
+    }
+}
+
+/// The first index in `0..n` where `pred` turns false (`pred` true then false).
+fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) { lo = mid + 1 } else { hi = mid }
+    }
+    lo
+}
+
+fn eligibility<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef]) -> Table<'r> {
+    let rows: Vec<_> = rows.iter().map(|&(p, i)| &results[p as usize].eligibility[i as usize]).collect();
     Table {
         name: "eligibility",
         columns: vec![
@@ -62,7 +177,7 @@ pub fn eligibility<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Tab
 }
 
 /// The earnings report.
-pub fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<'r> {
+fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef]) -> Table<'r> {
     #[derive(Clone, Copy)]
     struct Row<'r, 'a> {
         r: &'r ProgramResult<'a>,
@@ -70,10 +185,12 @@ pub fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<
         g: Option<&'r crate::rules::payouts::Group>,
         name: &'r str,
     }
-    let rows: Vec<Row> = results
+    let rows: Vec<Row> = rows
         .iter()
-        .flat_map(|r| {
-            r.lines.iter().map(move |l| Row {
+        .map(|&(p, i)| {
+            let r = &results[p as usize];
+            let l = &r.lines[i as usize];
+            Row {
                 r,
                 l,
                 g: r.group_of(l),
@@ -82,7 +199,7 @@ pub fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<
                     .binary_search_by(|e| e.partner_id.as_str().cmp(l.partner_id))
                     .map(|i| r.eligibility[i].partner_name.as_str())
                     .unwrap_or_default(),
-            })
+            }
         })
         .collect();
     Table {
@@ -151,8 +268,14 @@ pub fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<
     }
 }
 
-pub fn unearned<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<'r> {
-    let rows: Vec<_> = results.iter().flat_map(|r| r.unearned.iter().map(move |u| (r.program, u))).collect();
+fn unearned<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef]) -> Table<'r> {
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|&(p, i)| {
+            let r = &results[p as usize];
+            (r.program, &r.unearned[i as usize])
+        })
+        .collect();
     Table {
         name: "unearned",
         columns: vec![
@@ -174,18 +297,18 @@ pub fn unearned<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<
     }
 }
 
-pub fn payouts<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<'r> {
-    let rows: Vec<_> = results
+fn payouts<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef]) -> Table<'r> {
+    let rows: Vec<_> = rows
         .iter()
-        .flat_map(|r| {
-            r.groups.iter().map(move |g| {
-                let name = r
-                    .eligibility
-                    .binary_search_by(|e| e.partner_id.cmp(&g.partner_id))
-                    .map(|i| r.eligibility[i].partner_name.as_str())
-                    .unwrap_or_default();
-                (r.program, g, name)
-            })
+        .map(|&(p, i)| {
+            let r = &results[p as usize];
+            let g = &r.groups[i as usize];
+            let name = r
+                .eligibility
+                .binary_search_by(|e| e.partner_id.cmp(&g.partner_id))
+                .map(|i| r.eligibility[i].partner_name.as_str())
+                .unwrap_or_default();
+            (r.program, g, name)
         })
         .collect();
     Table {
@@ -213,14 +336,18 @@ pub fn payouts<'r>(run_date: NaiveDate, results: &'r [ProgramResult]) -> Table<'
     }
 }
 
-pub fn dashboard<'r>(
+fn dashboard<'r>(
     run_date: NaiveDate,
     data_as_of: Option<NaiveDate>,
     results: &'r [ProgramResult],
+    rows: &[RowRef],
 ) -> Table<'r> {
-    let rows: Vec<_> = results
+    let rows: Vec<_> = rows
         .iter()
-        .flat_map(|r| r.eligibility.iter().zip(&r.totals).map(move |(e, t)| (r, e, t)))
+        .map(|&(p, i)| {
+            let r = &results[p as usize];
+            (r, &r.eligibility[i as usize], &r.totals[i as usize])
+        })
         .collect();
     Table {
         name: "dashboard",

@@ -32,10 +32,10 @@ impl<'a> Rates<'a> {
 
     /// The rate of the transaction's own month.
     pub fn of(&self, t: &Transaction) -> Result<i128> {
-        if t.currency == "USD" {
+        if &*t.currency == "USD" {
             return Ok(USD_RATE);
         }
-        self.0.get(&(t.currency.as_str(), month_of(t.transaction_date))).copied().ok_or_else(|| {
+        self.0.get(&(&*t.currency, month_of(t.transaction_date))).copied().ok_or_else(|| {
             Error::Internal(format!("accepted transaction {} has no {} rate", t.transaction_id, t.currency))
         })
     }
@@ -101,7 +101,7 @@ fn mul(a: i128, b: i128, tx: &Transaction) -> Result<i128> {
 pub fn earner(t: &Transaction, partner_type: PartnerType) -> Option<&str> {
     match partner_type {
         PartnerType::IndirectProvider => t.provider_id.as_deref(),
-        PartnerType::DirectReseller | PartnerType::IndirectReseller => Some(&t.reseller_id),
+        PartnerType::DirectReseller | PartnerType::IndirectReseller => Some(&*t.reseller_id),
     }
 }
 
@@ -179,7 +179,7 @@ fn earnings_of<'a>(
     for &t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
         let Some(partner_id) = earner(t, program.partner_type) else { continue };
         let Some(partner) = refs.partners.get(partner_id) else { continue };
-        let Some(&lever) = lever_of.get(t.product_family.as_str()) else { continue };
+        let Some(&lever) = lever_of.get(&*t.product_family) else { continue };
         if partner.partner_type != program.partner_type
             || t.transaction_date < program.start
             || t.transaction_date > program.end
@@ -192,7 +192,7 @@ fn earnings_of<'a>(
         let reasons = req.failing(t.transaction_date);
         let earned = reasons.is_empty();
         let period = Period::containing(t.transaction_date, kind);
-        considered.insert(&t.transaction_id, (partner_id, lever, earned, period));
+        considered.insert(&*t.transaction_id, (partner_id, lever, earned, period));
         if earned {
             pending.push(Pending { tx: t, partner_id, lever, original_period: None });
         } else {

@@ -64,9 +64,9 @@ impl<'a> References<'a> {
         let mut latest_sale_as_provider: HashMap<&str, NaiveDate> = HashMap::new();
         for t in feeds.transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
             let d = t.transaction_date;
-            first_sale_as_reseller.entry(&t.reseller_id).and_modify(|f| *f = (*f).min(d)).or_insert(d);
-            latest_sale_as_reseller.entry(&t.reseller_id).and_modify(|f| *f = (*f).max(d)).or_insert(d);
-            if let Some(p) = &t.provider_id {
+            first_sale_as_reseller.entry(&*t.reseller_id).and_modify(|f| *f = (*f).min(d)).or_insert(d);
+            latest_sale_as_reseller.entry(&*t.reseller_id).and_modify(|f| *f = (*f).max(d)).or_insert(d);
+            if let Some(p) = t.provider_id.as_deref() {
                 latest_sale_as_provider.entry(p).and_modify(|f| *f = (*f).max(d)).or_insert(d);
             }
         }

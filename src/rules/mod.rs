@@ -65,11 +65,12 @@ pub fn evaluate<'a>(
         .map(|program| {
             let eligibility = eligibility::eligibility(program, &refs, run_date);
             let mut e = earnings::earnings(program, &feeds.transactions, &refs, &rates)?;
-            let order = |p: &str, t: &crate::feeds::tables::Transaction| {
-                (p.to_string(), t.transaction_date, t.transaction_id.clone())
+            // (partner, date, id) is unique within a program: an unstable sort is deterministic.
+            let order = |p: &'a str, t: &'a crate::feeds::tables::Transaction| {
+                (p, t.transaction_date, &*t.transaction_id)
             };
-            e.lines.sort_by_cached_key(|l| order(l.partner_id, l.tx));
-            e.unearned.sort_by_cached_key(|u| order(u.partner_id, u.tx));
+            e.lines.par_sort_unstable_by(|a, b| order(a.partner_id, a.tx).cmp(&order(b.partner_id, b.tx)));
+            e.unearned.par_sort_unstable_by(|a, b| order(a.partner_id, a.tx).cmp(&order(b.partner_id, b.tx)));
             let groups = payouts::payouts(program, &e.lines, &profiles, run_date);
             let mut by_partner: HashMap<&str, Totals> = HashMap::new();
             for g in &groups {

@@ -201,7 +201,7 @@ impl World {
             reseller_id: reseller.into(),
             provider_id: None,
             customer_id: "C1".into(),
-            product_id: format!("{family}-1"),
+            product_id: format!("{family}-1").into(),
             product_family: family.into(),
             quantity: 1,
             amount: amount(amt),
@@ -217,7 +217,7 @@ impl World {
             .feeds
             .transactions
             .iter()
-            .find(|t| t.transaction_id == original)
+            .find(|t| &*t.transaction_id == original)
             .unwrap_or_else(|| panic!("no sale {original}"))
             .clone();
         self.feeds.transactions.push(Transaction {
@@ -269,7 +269,7 @@ fn holds(h: &[Hold]) -> Vec<&'static str> {
 }
 
 fn find_line<'r, 'a>(r: &'r ProgramResult<'a>, tx: &str) -> Option<&'r Line<'a>> {
-    let mut found = r.lines.iter().filter(|l| l.tx.transaction_id == tx);
+    let mut found = r.lines.iter().filter(|l| &*l.tx.transaction_id == tx);
     let first = found.next();
     assert!(found.next().is_none(), "{tx}: more than one line");
     first
@@ -286,7 +286,7 @@ fn earned(r: &ProgramResult, tx: &str) -> (i128, i128) {
 }
 
 fn find_unearned<'r, 'a>(r: &'r ProgramResult<'a>, tx: &str) -> Option<&'r Unearned<'a>> {
-    r.unearned.iter().find(|u| u.tx.transaction_id == tx)
+    r.unearned.iter().find(|u| &*u.tx.transaction_id == tx)
 }
 
 /// The failing codes of an unearned sale.
@@ -639,7 +639,9 @@ fn two_partial_refunds_net_a_sale_to_exactly_zero() {
         let lines: Vec<&Line> = r
             .lines
             .iter()
-            .filter(|l| l.tx.transaction_id == sale || l.tx.original_transaction_id.as_deref() == Some(sale))
+            .filter(|l| {
+                &*l.tx.transaction_id == sale || l.tx.original_transaction_id.as_deref() == Some(sale)
+            })
             .collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines.iter().map(|l| l.earning).sum::<i128>(), 0, "{sale}");

@@ -85,7 +85,7 @@ pub fn rejects(i: &Ingest) -> Vec<String> {
 
 /// Accepted transaction ids in the order ingestion keeps them.
 pub fn tx_ids(i: &Ingest) -> Vec<String> {
-    i.feeds.transactions.iter().map(|t| t.transaction_id.clone()).collect()
+    i.feeds.transactions.iter().map(|t| t.transaction_id.to_string()).collect()
 }
 
 /// Runs the real binary.

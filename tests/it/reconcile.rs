@@ -189,13 +189,13 @@ fn generate(seed: u64) -> (Feeds, NaiveDate) {
         // Up to 20 000 with any of the 4 fraction digits, whatever the currency.
         let amount = 1 + g.below(200_000_000) as i128;
         sales.push(Transaction {
-            transaction_id: format!("S{t:03}"),
+            transaction_id: format!("S{t:03}").into(),
             transaction_date: d,
             transaction_type: TransactionType::Sale,
             original_transaction_id: None,
-            reseller_id: resellers[g.below(resellers.len() as u64) as usize].clone(),
+            reseller_id: resellers[g.below(resellers.len() as u64) as usize].as_str().into(),
             provider_id: (!providers.is_empty() && g.chance(50))
-                .then(|| providers[g.below(providers.len() as u64) as usize].clone()),
+                .then(|| providers[g.below(providers.len() as u64) as usize].as_str().into()),
             customer_id: "C".into(),
             product_id: "SKU".into(),
             product_family: families[g.below(4) as usize].into(),
@@ -224,7 +224,7 @@ fn generate(seed: u64) -> (Feeds, NaiveDate) {
                 continue;
             }
             refunds.push(Transaction {
-                transaction_id: format!("R{k:03}-{j}"),
+                transaction_id: format!("R{k:03}-{j}").into(),
                 transaction_date: d,
                 transaction_type: TransactionType::Refund,
                 original_transaction_id: Some(s.transaction_id.clone()),
@@ -300,9 +300,9 @@ fn check(feeds: &Feeds, results: &[ProgramResult]) -> Result<(), String> {
             .lines
             .iter()
             .filter(|l| l.tx.transaction_type == TransactionType::Sale)
-            .map(|l| l.tx.transaction_id.as_str())
+            .map(|l| &*l.tx.transaction_id)
             .collect();
-        for s in feeds.transactions.iter().filter(|t| earned.contains(t.transaction_id.as_str())) {
+        for s in feeds.transactions.iter().filter(|t| earned.contains(&*t.transaction_id)) {
             let refunds: Vec<_> = r
                 .lines
                 .iter()

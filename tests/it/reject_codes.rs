@@ -136,7 +136,7 @@ fn references_use_accepted_rows_and_trimmed_ids() {
         ]
     );
     assert_eq!(tx_ids(&i), ["T1", "T4"]);
-    assert_eq!(i.feeds.transactions[0].reseller_id, "P1");
+    assert_eq!(&*i.feeds.transactions[0].reseller_id, "P1");
     assert_eq!(i.feeds.transactions[1].provider_id, None, "white space is an empty provider");
 }
 
