@@ -160,51 +160,26 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     ];
     // Each report is written a chunk of rows at a time, straight into its staged files, then
     // exported partner by partner; small files are staged as soon as they are made.
-    let mut outputs = BTreeMap::new();
-    let mut written = Vec::new();
+    let mut staging =
+        Staging { publication: &mut publication, outputs: BTreeMap::new(), written: Vec::new() };
     let mut partner_ids: Vec<&str> = ingest.feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
     partner_ids.sort_unstable();
     for report in Report::ALL {
         let source = Source { report, run_date: d, data_as_of, results: &results };
-        let rows = source.rows() as u64;
-        let files = write_report(
-            &mut publication,
-            &source.table(&[]),
-            source.chunks(CHUNK_ROWS).map(|rows| source.table(&rows)),
-            d,
-            &metadata,
-        )?;
-        for (path, sha256) in files {
-            outputs.insert(path.clone(), Output { rows, sha256 });
-            written.push(path);
-        }
+        let chunks = source.chunks(CHUNK_ROWS).map(|rows| source.table(&rows));
+        staging.report(&source.table(&[]), source.rows(), chunks, d, &metadata)?;
         if exports::EXPORTED.contains(&report.name()) {
-            let mut stage = |path: String, rows: u64, bytes: Vec<u8>| -> Result<()> {
-                outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::sha256_hex(&bytes) });
-                publication.write(&path, &bytes)?;
-                written.push(path);
-                Ok(())
-            };
             let rows_of = |id: &str| source.table(&source.partner_rows(id));
-            exports::export_report(d, &partner_ids, report.name(), rows_of, &mut stage)?;
+            exports::export_report(d, &partner_ids, report.name(), rows_of, |p, n, b| {
+                staging.small(p, n, b)
+            })?;
         }
     }
     let rejects = rejects::table(d, &ingest.rejects);
-    let rows = rejects.rows() as u64;
-    for (path, sha256) in
-        write_report(&mut publication, &rejects, std::iter::once(rejects.clone()), d, &metadata)?
-    {
-        outputs.insert(path.clone(), Output { rows, sha256 });
-        written.push(path);
-    }
+    staging.report(&rejects, rejects.rows(), std::iter::once(rejects.clone()), d, &metadata)?;
     drop(rejects);
-    let mut stage = |path: String, rows: u64, bytes: Vec<u8>| -> Result<()> {
-        outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::sha256_hex(&bytes) });
-        publication.write(&path, &bytes)?;
-        written.push(path);
-        Ok(())
-    };
-    exports::export_access(d, &partner_ids, &ingest.feeds.users, &mut stage)?;
+    exports::export_access(d, &partner_ids, &ingest.feeds.users, |p, n, b| staging.small(p, n, b))?;
+    let Staging { outputs, mut written, .. } = staging;
     let (inputs, ignored, skipped, totals) = Manifest::inputs(&ingest);
     let manifest = Manifest {
         run_date: d.to_string(),
@@ -243,30 +218,54 @@ pub fn run(opts: &Options) -> Result<Outcome> {
 /// that the CSV and parquet writers work in long runs.
 const CHUNK_ROWS: usize = 1 << 16;
 
-/// Writes one report as CSV and parquet, chunk by chunk, straight into the staging prefix (a
-/// chunk's CSV and parquet are encoded in parallel); returns `(path, SHA-256)` of both files.
-/// `shape` gives the columns (its rows are not written).
-fn write_report<'t>(
-    publication: &mut Publication,
-    shape: &Table,
-    chunks: impl Iterator<Item = Table<'t>>,
-    d: NaiveDate,
-    metadata: &[(&str, String)],
-) -> Result<Vec<(String, String)>> {
-    let dir = format!("{}/run_date={d}", shape.name);
-    let (csv_path, parquet_path) = (format!("{dir}/{}.csv", shape.name), format!("{dir}/part-0.parquet"));
-    let mut csv = publication.create(&csv_path)?;
-    let mut parquet = parquet_out::ParquetSink::new(shape, metadata, publication.create(&parquet_path)?)?;
-    let csv_error = |e: std::io::Error| Error::Write { path: csv_path.clone(), reason: e.to_string() };
-    csv_out::write_header(shape, &mut csv).map_err(csv_error)?;
-    for table in chunks {
-        let (c, p) = rayon::join(|| csv_out::write_csv(&table, false, &mut csv), || parquet.write(&table));
-        c.map_err(csv_error)?;
-        p?;
+/// The files a run has staged, with what the manifest says of each.
+struct Staging<'p> {
+    publication: &'p mut Publication,
+    outputs: BTreeMap<String, Output>,
+    written: Vec<String>,
+}
+
+impl Staging<'_> {
+    /// Stages a small file made in memory (an export).
+    fn small(&mut self, path: String, rows: u64, bytes: Vec<u8>) -> Result<()> {
+        self.outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::sha256_hex(&bytes) });
+        self.publication.write(&path, &bytes)?;
+        self.written.push(path);
+        Ok(())
     }
-    let csv_sha = publication.finish(csv)?;
-    let parquet_sha = publication.finish(parquet.close()?)?;
-    Ok(vec![(csv_path, csv_sha), (parquet_path, parquet_sha)])
+
+    /// Writes one report of `rows` rows as CSV and parquet, chunk by chunk, straight into the
+    /// staging prefix (a chunk's CSV and parquet are encoded in parallel). `shape` gives the
+    /// columns (its rows are not written).
+    fn report<'t>(
+        &mut self,
+        shape: &Table,
+        rows: usize,
+        chunks: impl Iterator<Item = Table<'t>>,
+        d: NaiveDate,
+        metadata: &[(&str, String)],
+    ) -> Result<()> {
+        let dir = format!("{}/run_date={d}", shape.name);
+        let (csv_path, parquet_path) = (format!("{dir}/{}.csv", shape.name), format!("{dir}/part-0.parquet"));
+        let mut csv = self.publication.create(&csv_path)?;
+        let mut parquet =
+            parquet_out::ParquetSink::new(shape, metadata, self.publication.create(&parquet_path)?)?;
+        let csv_error = |e: std::io::Error| Error::Write { path: csv_path.clone(), reason: e.to_string() };
+        csv_out::write_header(shape, &mut csv).map_err(csv_error)?;
+        for table in chunks {
+            let (c, p) =
+                rayon::join(|| csv_out::write_csv(&table, false, &mut csv), || parquet.write(&table));
+            c.map_err(csv_error)?;
+            p?;
+        }
+        let csv_sha = self.publication.finish(csv)?;
+        let parquet_sha = self.publication.finish(parquet.close()?)?;
+        for (path, sha256) in [(csv_path, csv_sha), (parquet_path, parquet_sha)] {
+            self.outputs.insert(path.clone(), Output { rows: rows as u64, sha256 });
+            self.written.push(path);
+        }
+        Ok(())
+    }
 }
 
 /// The current time, RFC 3339 in UTC: only the manifest carries wall-clock time.

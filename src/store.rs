@@ -72,7 +72,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Retries with exponential backoff: transient errors (5xx, timeouts, refused connections)
-/// are retried for up to two minutes before a run fails.
+/// are retried for up to `INCENTIVES_RETRY_TIMEOUT_SECS` (default two minutes) before a run fails.
 fn retry() -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
@@ -80,8 +80,12 @@ fn retry() -> RetryConfig {
             max_backoff: Duration::from_secs(10),
             base: 2.0,
         },
-        max_retries: 10,
-        retry_timeout: Duration::from_secs(120),
+        // The time limit governs, not the count: jittered backoffs can spend ten tries in two
+        // seconds, less than a restarting server needs.
+        max_retries: 100,
+        retry_timeout: Duration::from_secs(
+            std::env::var("INCENTIVES_RETRY_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(120),
+        ),
     }
 }
 
