@@ -21,14 +21,15 @@ whatever was measured, and the bench goes on. With --check, check_peer.py compar
 reports with incentives' (sizes up to 1M only; slower than the steps themselves at scale).
 
 Output bytes are the sizes of the regular files each step left in its folder (links not
-followed). After each size WORK/peer-M and WORK/floor-M are deleted, and WORK/out-M and
-WORK/gen-M too unless --keep. Each size's table is printed and appended to the results file,
-after a header naming the date, the machine, the git commit and the binary; a summary over all
-sizes comes last. Step logs are kept in WORK/logs/.
+followed). WORK/peer-M is deleted once measured (and checked), before the floor step, and
+WORK/floor-M after it; WORK/out-M and WORK/gen-M after each size unless --keep. Each size's
+table is printed and appended to the results file, after a header naming the date, the
+machine, the git commit and the binary; a summary over all sizes comes last. Step logs (stdout,
+stderr, /usr/bin/time output, checker output) are kept in WORK/logs/M/.
 """
 import argparse
-import importlib
 import datetime as dt
+import importlib
 import os
 import platform
 import shutil
@@ -38,9 +39,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-# Rough disk use per generated sale, all folders of one size at once (input + incentives
-# output + peer + floor; measured at 20k-200k sales, 20 000 partners per million).
-DISK_BYTES_PER_SALE = 4000
+# Rough peak disk use per generated sale (input + incentives' output + floor, in blocks used;
+# 2.2 KB measured at 200k sales with 20 000 partners per million, README's 1M numbers are higher).
+DISK_BYTES_PER_SALE = 3000
 
 
 def ensure_deps():
@@ -123,13 +124,13 @@ def measure(name, cmd, logs, out_dir):
         r["note"] = "no /usr/bin/time output"
     r["out_bytes"] = tree_bytes(out_dir) if out_dir else None
     with open(os.path.join(logs, name + ".out")) as f:
-        r["stdout"] = f.read()
+        r["stdout"] = f.read()[-4000:]
     with open(os.path.join(logs, name + ".err")) as f:
         r["stderr_tail"] = f.read()[-2000:]
     status = "ok" if rc == 0 else f"FAILED (exit {rc}{'; ' + r['note'] if r['note'] else ''})"
     print(f"  {status}: {fmt_s(r['wall'])} s wall, {fmt_s(cpu(r))} s cpu, {fmt_gib(r['rss_kb'])} GiB peak RSS",
           flush=True)
-    if rc != 0:
+    if rc != 0 and r["stderr_tail"].strip():
         print("  stderr: " + r["stderr_tail"].strip().replace("\n", "\n  stderr: ")[-1500:], flush=True)
     return r
 
@@ -146,7 +147,11 @@ def fmt_gib(kb):
     return "–" if kb is None else f"{kb / 2**20:.2f}"
 
 
-def ratio(a, b):
+def ratio(ra, rb, key):
+    """ra[key] / rb[key] of two steps' measurements; n/a when either step is missing or failed."""
+    if ra is None or rb is None or ra["rc"] != 0 or rb["rc"] != 0:
+        return "n/a"
+    a, b = ra[key], rb[key]
     return "–" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
 
 
@@ -179,12 +184,10 @@ def table(size, partners, run_date, steps, check_line):
         ob = "–" if r["out_bytes"] is None else f"{r['out_bytes']:,}"
         lines.append(f"| {r['name']} | {fmt_s(r['wall'])} | {fmt_s(c)} | {busy} | {fmt_gib(r['rss_kb'])} | {ob} | {status} |")
     inc, duck, floor = by.get("incentives"), by.get("duckdb"), by.get("floor")
-    lines += [
-        "",
-        f"incentives / duckdb wall: {ratio(inc and inc['wall'], duck and duck['wall'])}; "
-        f"incentives / floor wall: {ratio(inc and inc['wall'], floor and floor['wall'])}; "
-        f"incentives / duckdb peak RSS: {ratio(inc and inc['rss_kb'], duck and duck['rss_kb'])}",
-    ]
+    ratios = (f"incentives / duckdb wall: {ratio(inc, duck, 'wall')}; "
+              f"incentives / floor wall: {ratio(inc, floor, 'wall')}; "
+              f"incentives / duckdb peak RSS: {ratio(inc, duck, 'rss_kb')}")
+    lines += ["", ratios + (" (n/a: a step failed)" if "n/a" in ratios else "")]
     if check_line:
         lines += ["", f"check_peer.py: {check_line}"]
     return "\n".join(lines) + "\n"
@@ -205,9 +208,9 @@ def summary(rows):
             return "–" if r is None else fmt_s(r["wall"]) + ("" if r["rc"] == 0 else " (failed)")
 
         lines.append(
-            f"| {size:,} | {w(i)} | {w(d)} | {w(f)} | {ratio(i and i['wall'], d and d['wall'])} "
-            f"| {ratio(i and i['wall'], f and f['wall'])} | {fmt_gib(i and i['rss_kb'])} "
-            f"| {fmt_gib(d and d['rss_kb'])} | {ratio(i and i['rss_kb'], d and d['rss_kb'])} |")
+            f"| {size:,} | {w(i)} | {w(d)} | {w(f)} | {ratio(i, d, 'wall')} "
+            f"| {ratio(i, f, 'wall')} | {fmt_gib(i and i['rss_kb'])} "
+            f"| {fmt_gib(d and d['rss_kb'])} | {ratio(i, d, 'rss_kb')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -267,40 +270,42 @@ def main():
             print(f"WARNING: less free disk ({free / 1e9:.1f} GB) than twice the expected use "
                   f"({expected / 1e9:.1f} GB) in {work}", flush=True)
         landing, pipelines = os.path.join(gen, "landing"), os.path.join(gen, "pipelines")
-        steps = [measure(f"{m}-generate", [a.binary, "generate", "--partners", str(partners), "--transactions",
-                                           str(m), "--months", "12", "--seed", "1", "--format", "parquet",
-                                           "--output", gen], logs, gen)]
+        logs_m = os.path.join(logs, str(m))
+        os.makedirs(logs_m, exist_ok=True)
+        steps = [measure("generate", [a.binary, "generate", "--partners", str(partners), "--transactions", str(m),
+                                      "--months", "12", "--seed", "1", "--format", "parquet", "--output", gen],
+                         logs_m, gen)]
+        run_date, check_line = "–", None
         if steps[0]["rc"] == 0:
-            steps.append(measure(f"{m}-incentives", [a.binary, "run", "--input", landing, "--programs", pipelines,
-                                                     "--output", out, "-q"], logs, out))
-            steps.append(measure(f"{m}-duckdb", [py, os.path.join(HERE, "duckdb_rules.py"), landing, pipelines,
-                                                 "latest", peer], logs, peer))
-            steps.append(measure(f"{m}-floor", [py, os.path.join(HERE, "io_floor.py"), landing, "latest", out,
-                                                floor], logs, floor))
-            for r in steps[1:]:
-                if r["stdout"].strip():
-                    print(f"  {r['name']}: " + r["stdout"].strip().replace("\n", "\n    "))
-        for r in steps:
-            r["name"] = r["name"].split("-", 1)[1]
-        run_date = run_date_of(out, landing) if steps[0]["rc"] == 0 else "–"
-        check_line = None
-        if a.check and len(steps) == 4:
-            if m > 1_000_000:
+            steps.append(measure("incentives", [a.binary, "run", "--input", landing, "--programs", pipelines,
+                                                "--output", out, "-q"], logs_m, out))
+            steps.append(measure("duckdb", [py, os.path.join(HERE, "duckdb_rules.py"), landing, pipelines,
+                                            "latest", peer], logs_m, peer))
+            run_date = run_date_of(out, landing)
+            if a.check and m > 1_000_000:
                 check_line = "skipped (size above 1M)"
-            else:
-                print(f"$ check_peer.py ... {run_date} {out} {peer}", flush=True)
+            elif a.check and (steps[1]["rc"] != 0 or steps[2]["rc"] != 0):
+                check_line = "skipped (a step failed)"
+            elif a.check:
+                print(f"$ check_peer.py {landing} {pipelines} {run_date} {out} {peer}", flush=True)
                 c = subprocess.run([py, os.path.join(HERE, "check_peer.py"), landing, pipelines, run_date, out, peer],
                                    capture_output=True, text=True)
-                with open(os.path.join(logs, f"{m}-check.out"), "w") as f:
+                with open(os.path.join(logs_m, "check.out"), "w") as f:
                     f.write(c.stdout + c.stderr)
                 last = [x for x in c.stdout.splitlines() if "passed" in x]
                 check_line = (last[-1] if last else "no result line") + f" (exit {c.returncode})"
+                print(f"  {check_line}", flush=True)
+            rm(peer)  # measured and checked: free its disk before the floor writes as much as incentives
+            steps.append(measure("floor", [py, os.path.join(HERE, "io_floor.py"), landing, "latest", out, floor],
+                                 logs_m, floor))
+            for r in steps[1:]:
+                if r["stdout"].strip():
+                    print(f"  {r['name']}: " + r["stdout"].strip().replace("\n", "\n    "))
         rows.append((m, {r["name"]: r for r in steps}))
         text = table(m, partners, run_date, steps, check_line)
         print("\n" + text, flush=True)
         with open(a.results, "a") as f:
             f.write(text + "\n")
-        rm(peer)
         rm(floor)
         if not a.keep:
             rm(out)

@@ -14,9 +14,10 @@ What any implementation of the nightly run has to do at least, with nothing comp
    Files are read one after another and dropped once read, except the first ~1M transaction
    rows (of files with the schema of the first one), kept as the data to write.
 2. Count the bytes of the `.csv` and `.parquet` files published under REPORTS_OUT (the output
-   folder of `incentives run`): the report folders and `exports/` are walked following their
-   links into `_current/...` / `_runs/...`, each real file counted once; the `_`-prefixed
-   folders are not walked themselves (a previous staging run kept there is not published).
+   folder of `incentives run`, reports and per-partner `exports/`): the staging folders
+   `_runs/<D>/<id>` that the links `_current/<D>` point to, each file once (a previous run kept
+   under `_runs/` is not published and not counted). Without `_current`, the folders not
+   starting with `_` are walked, links followed.
 3. Write at least as many bytes to FLOOR_OUT/floor.csv (pyarrow.csv.CSVWriter) and
    FLOOR_OUT/floor.parquet (pyarrow.parquet.ParquetWriter, zstd level 3 as incentives), made of
    the kept transaction rows written over and over; parquet sizes are compressed bytes, row
@@ -101,28 +102,39 @@ def read_file(path):
 
 
 def report_bytes(out):
-    """(csv bytes, parquet bytes, files) of the reports published under `out`."""
-    seen, csv_bytes, parquet_bytes = set(), 0, 0
+    """(csv bytes, parquet bytes, files) of the reports published under `out`.
 
-    def walk(top):
-        nonlocal csv_bytes, parquet_bytes
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
-            if os.path.abspath(dirpath) == os.path.abspath(out):
-                dirnames[:] = [d for d in dirnames if not d.startswith("_")]
-            for name in filenames:
-                real = os.path.realpath(os.path.join(dirpath, name))
-                if real in seen or not os.path.isfile(real):
-                    continue
-                seen.add(real)
-                if name.endswith(".csv"):
-                    csv_bytes += os.path.getsize(real)
-                elif name.endswith(".parquet"):
-                    parquet_bytes += os.path.getsize(real)
+    A local output folder publishes each date as the link `_current/<D>` to its staging folder
+    `_runs/<D>/<id>` (the report folders link into it): those folders are summed. Without
+    `_current`, the folders not starting with `_` are walked, links followed, each real folder
+    once."""
+    totals = {"csv": 0, "parquet": 0, "files": 0}
+    seen = set()
 
-    walk(out)
-    if not seen and os.path.isdir(os.path.join(out, "_runs")):
-        walk(os.path.join(out, "_runs"))  # nothing published (failed run?): count the staging
-    return csv_bytes, parquet_bytes, len(seen)
+    def walk(folder, skip_underscore=False):
+        real = os.path.realpath(folder)
+        if real in seen:
+            return
+        seen.add(real)
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.is_dir():  # follows links
+                    if not (skip_underscore and e.name.startswith("_")):
+                        walk(e.path)
+                elif e.is_file():
+                    ext = e.name.rsplit(".", 1)[-1]
+                    if ext in ("csv", "parquet"):
+                        totals[ext] += e.stat().st_size
+                        totals["files"] += 1
+
+    current = os.path.join(out, "_current")
+    published = [os.path.join(current, d) for d in os.listdir(current)] if os.path.isdir(current) else []
+    for folder in published:
+        if os.path.isdir(folder):
+            walk(folder)
+    if not published and os.path.isdir(out):
+        walk(out, skip_underscore=True)
+    return totals["csv"], totals["parquet"], totals["files"]
 
 
 class Cycle:

@@ -47,21 +47,32 @@ pub struct Outcome {
 struct Progress {
     on: bool,
     step: usize,
+    started: std::time::Instant,
 }
 
 impl Progress {
     const STEPS: usize = 5;
 
     fn new(requested: bool) -> Progress {
-        Progress { on: requested && std::io::stderr().is_terminal(), step: 0 }
+        Progress {
+            on: requested && std::io::stderr().is_terminal(),
+            step: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// The run's end, with its time (the stage times tell where a run spends it).
+    fn done(&self) {
+        tracing::info!(elapsed_s = %format!("{:.1}", self.started.elapsed().as_secs_f64()), "published");
     }
 
     fn stage(&mut self, what: &str) {
         self.step += 1;
+        let elapsed = format!("{:.1}", self.started.elapsed().as_secs_f64());
         if self.on {
-            eprintln!("[{}/{}] {what}", self.step, Self::STEPS);
+            eprintln!("[{}/{}] {what} ({elapsed} s)", self.step, Self::STEPS);
         }
-        tracing::info!(stage = self.step, "{what}");
+        tracing::info!(stage = self.step, elapsed_s = %elapsed, "{what}");
     }
 }
 
@@ -165,15 +176,24 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut partner_ids: Vec<&str> = ingest.feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
     partner_ids.sort_unstable();
     for report in Report::ALL {
+        let started = std::time::Instant::now();
         let source = Source { report, run_date: d, data_as_of, results: &results };
         let chunks = source.chunks(CHUNK_ROWS).map(|rows| source.table(&rows));
         staging.report(&source.table(&[]), source.rows(), chunks, d, &metadata)?;
+        let written = started.elapsed().as_secs_f64();
         if exports::EXPORTED.contains(&report.name()) {
             let rows_of = |id: &str| source.table(&source.partner_rows(id));
             exports::export_report(d, &partner_ids, report.name(), rows_of, |p, n, b| {
                 staging.small(p, n, b)
             })?;
         }
+        tracing::debug!(
+            report = report.name(),
+            rows = source.rows(),
+            report_s = %format!("{written:.1}"),
+            exports_s = %format!("{:.1}", started.elapsed().as_secs_f64() - written),
+            "written"
+        );
     }
     let rejects = rejects::table(d, &ingest.rejects);
     staging.report(&rejects, rejects.rows(), std::iter::once(rejects.clone()), d, &metadata)?;
@@ -205,6 +225,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     written.push(path);
     progress.stage("publishing");
     publication.commit()?;
+    progress.done();
     Ok(Outcome {
         run_date: d,
         date_was_defaulted: p.date_was_defaulted,
