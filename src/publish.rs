@@ -248,6 +248,16 @@ impl Publication {
         Ok(StagedFile { rel: rel.to_string(), staged, sink, hasher: <sha2::Sha256 as sha2::Digest>::new() })
     }
 
+    /// A staged local file opened for reading (to cut exports from a report's bytes); `None`
+    /// on an object store.
+    pub fn open_staged(&self, rel: &str) -> Result<Option<std::fs::File>> {
+        let Some(root) = self.store.local_root() else { return Ok(None) };
+        let path = root.join(format!("{}/{rel}", self.staging));
+        std::fs::File::open(&path)
+            .map(Some)
+            .map_err(|e| Error::Storage(format!("reading back {}: {e}", path.display())))
+    }
+
     /// Completes a file opened with [`Publication::create`]; returns its SHA-256 (hex).
     pub fn finish(&mut self, file: StagedFile) -> Result<String> {
         let StagedFile { rel, staged, sink, hasher } = file;

@@ -15,7 +15,8 @@ use crate::feeds::{self, Ingest, Landing};
 use crate::publish::Publication;
 use crate::reports::manifest::{Manifest, Output, ProgramFile};
 use crate::reports::tables::{Report, Source};
-use crate::reports::{Table, csv_out, exports, parquet_out, rejects};
+use crate::reports::writer::{self, Chunk};
+use crate::reports::{Table, csv_out, exports, rejects};
 use crate::rules;
 use crate::store::Store;
 
@@ -178,12 +179,43 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     for report in Report::ALL {
         let started = std::time::Instant::now();
         let source = Source { report, run_date: d, data_as_of, results: &results };
-        let chunks = source.chunks(CHUNK_ROWS).map(|rows| source.table(&rows));
-        staging.report(&source.table(&[]), source.rows(), chunks, d, &metadata)?;
+        let exported = exports::EXPORTED.contains(&report.name());
+        let build = |rows: Vec<_>| Chunk {
+            table: source.table(&rows),
+            keys: if exported { source.keys(&rows) } else { Vec::new() },
+        };
+        let w = staging.report(
+            &source.table(&[]),
+            source.rows(),
+            source.chunks(CHUNK_ROWS),
+            build,
+            d,
+            &metadata,
+        )?;
         let written = started.elapsed().as_secs_f64();
-        if exports::EXPORTED.contains(&report.name()) {
-            let rows_of = |id: &str| source.table(&source.partner_rows(id));
-            exports::export_report(d, &partner_ids, report.name(), rows_of, |p, n, b| {
+        if exported {
+            // A partner's export holds its rows of the report, program by program: cut from the
+            // report's CSV where it is a local file, else formatted again.
+            let header = csv_out::to_csv(&source.table(&[]));
+            let staged = staging.publication.open_staged(&w.csv.0)?;
+            let file_of = |id: &str| -> Result<(u64, Vec<u8>)> {
+                let Some(file) = &staged else {
+                    return Ok(exports::csv_file(&source.table(&source.partner_rows(id))));
+                };
+                let mut bytes = header.clone();
+                let mut rows = 0;
+                for p in 0..results.len() as u32 {
+                    if let Some(s) = w.segments.get(&(p, id)) {
+                        let at = bytes.len();
+                        bytes.resize(at + (s.end - s.start) as usize, 0);
+                        std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes[at..], s.start)
+                            .map_err(|e| Error::Storage(format!("reading back {}: {e}", w.csv.0)))?;
+                        rows += s.rows;
+                    }
+                }
+                Ok((rows, bytes))
+            };
+            exports::export_report(d, &partner_ids, report.name(), file_of, |p, n, b| {
                 staging.small(p, n, b)
             })?;
         }
@@ -196,7 +228,8 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         );
     }
     let rejects = rejects::table(d, &ingest.rejects);
-    staging.report(&rejects, rejects.rows(), std::iter::once(rejects.clone()), d, &metadata)?;
+    let whole = |()| Chunk { table: rejects.clone(), keys: Vec::new() };
+    staging.report(&rejects, rejects.rows(), std::iter::once(()), whole, d, &metadata)?;
     drop(rejects);
     exports::export_access(d, &partner_ids, &ingest.feeds.users, |p, n, b| staging.small(p, n, b))?;
     let Staging { outputs, mut written, .. } = staging;
@@ -255,37 +288,22 @@ impl Staging<'_> {
         Ok(())
     }
 
-    /// Writes one report of `rows` rows as CSV and parquet, chunk by chunk, straight into the
-    /// staging prefix (a chunk's CSV and parquet are encoded in parallel). `shape` gives the
-    /// columns (its rows are not written).
-    fn report<'t>(
+    /// Writes one report of `rows` rows as CSV and parquet (see [`writer::write_report`]).
+    fn report<'r, C: Send>(
         &mut self,
         shape: &Table,
         rows: usize,
-        chunks: impl Iterator<Item = Table<'t>>,
+        chunks: impl Iterator<Item = C>,
+        build: impl Fn(C) -> Chunk<'r> + Sync,
         d: NaiveDate,
         metadata: &[(&str, String)],
-    ) -> Result<()> {
-        let dir = format!("{}/run_date={d}", shape.name);
-        let (csv_path, parquet_path) = (format!("{dir}/{}.csv", shape.name), format!("{dir}/part-0.parquet"));
-        let mut csv = self.publication.create(&csv_path)?;
-        let mut parquet =
-            parquet_out::ParquetSink::new(shape, metadata, self.publication.create(&parquet_path)?)?;
-        let csv_error = |e: std::io::Error| Error::Write { path: csv_path.clone(), reason: e.to_string() };
-        csv_out::write_header(shape, &mut csv).map_err(csv_error)?;
-        for table in chunks {
-            let (c, p) =
-                rayon::join(|| csv_out::write_csv(&table, false, &mut csv), || parquet.write(&table));
-            c.map_err(csv_error)?;
-            p?;
-        }
-        let csv_sha = self.publication.finish(csv)?;
-        let parquet_sha = self.publication.finish(parquet.close()?)?;
-        for (path, sha256) in [(csv_path, csv_sha), (parquet_path, parquet_sha)] {
+    ) -> Result<writer::Written<'r>> {
+        let w = writer::write_report(self.publication, shape, chunks, build, d, metadata)?;
+        for (path, sha256) in [w.csv.clone(), w.parquet.clone()] {
             self.outputs.insert(path.clone(), Output { rows: rows as u64, sha256 });
             self.written.push(path);
         }
-        Ok(())
+        Ok(w)
     }
 }
 

@@ -67,31 +67,66 @@ pub fn to_csv(table: &Table) -> Vec<u8> {
 
 /// The header line of `table`'s columns (a report written in chunks starts with it).
 pub fn write_header(table: &Table, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out);
-    w.write_record(table.columns.iter().map(|(n, _)| *n))?;
+    let mut w = CsvRows::new(out);
+    w.header(table)?;
     w.flush()
 }
 
 /// Writes the rows of `table` as CSV to `out`, after the header when `header` is set.
 pub fn write_csv(table: &Table, header: bool, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .quote_style(csv::QuoteStyle::Necessary)
-        .buffer_capacity(1 << 16)
-        .from_writer(out);
+    let mut w = CsvRows::new(out);
     if header {
-        let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
-        w.write_record(&names)?;
+        w.header(table)?;
     }
-    let mut buf = String::new();
     for row in 0..table.rows() {
-        for (_, v) in &table.columns {
-            cell(v, row, &mut buf);
-            w.write_field(buf.as_bytes())?;
-        }
-        w.write_record(None::<&[u8]>)?;
+        w.row(table, row)?;
     }
     w.flush()
+}
+
+/// A CSV writer taking a table's rows one at a time (so that a caller can flush between
+/// rows and learn where each piece of the output ends).
+pub struct CsvRows<W: std::io::Write> {
+    w: csv::Writer<W>,
+    buf: String,
+}
+
+impl<W: std::io::Write> CsvRows<W> {
+    pub fn new(out: W) -> Self {
+        let w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .quote_style(csv::QuoteStyle::Necessary)
+            .buffer_capacity(1 << 16)
+            .from_writer(out);
+        CsvRows { w, buf: String::new() }
+    }
+
+    pub fn header(&mut self, table: &Table) -> std::io::Result<()> {
+        self.w.write_record(table.columns.iter().map(|(n, _)| *n))?;
+        Ok(())
+    }
+
+    pub fn row(&mut self, table: &Table, row: usize) -> std::io::Result<()> {
+        for (_, v) in &table.columns {
+            cell(v, row, &mut self.buf);
+            self.w.write_field(self.buf.as_bytes())?;
+        }
+        self.w.write_record(None::<&[u8]>)?;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+
+    /// The underlying writer (flush first to see every row in it).
+    pub fn get_ref(&self) -> &W {
+        self.w.get_ref()
+    }
+
+    pub fn into_inner(self) -> std::io::Result<W> {
+        self.w.into_inner().map_err(|e| e.into_error())
+    }
 }
 
 #[cfg(test)]

@@ -59,12 +59,13 @@ fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
 
 /// The export files of one report (named `report`, one of [`EXPORTED`]) for every partner in
 /// `partner_ids`, handed to `sink` one at a time as `(path relative to the output, rows, CSV
-/// bytes)`. `rows_of` gives a partner's rows of the report, in report order.
-pub fn export_report<'t, E>(
+/// bytes)`. `file_of` gives a partner's rows of the report as CSV (header included) and their
+/// count.
+pub fn export_report<E: Send>(
     run_date: chrono::NaiveDate,
     partner_ids: &[&str],
     report: &str,
-    rows_of: impl Fn(&str) -> Table<'t> + Sync,
+    file_of: impl Fn(&str) -> Result<(u64, Vec<u8>), E> + Sync,
     mut sink: impl FnMut(String, u64, Vec<u8>) -> Result<(), E>,
 ) -> Result<(), E> {
     // Partners' files are made in parallel, a chunk at a time, and handed over in order.
@@ -73,16 +74,21 @@ pub fn export_report<'t, E>(
         let files: Vec<(String, u64, Vec<u8>)> = chunk
             .par_iter()
             .map(|&id| {
-                let table = rows_of(id);
+                let (rows, bytes) = file_of(id)?;
                 let path = format!("exports/run_date={run_date}/{}/{report}.csv", folder_name(id));
-                (path, table.rows() as u64, csv_out::to_csv(&table))
+                Ok((path, rows, bytes))
             })
-            .collect();
+            .collect::<Result<_, E>>()?;
         for (path, rows, bytes) in files {
             sink(path, rows, bytes)?;
         }
     }
     Ok(())
+}
+
+/// A partner's export of `table` (its rows already selected): the row count and the CSV.
+pub fn csv_file(table: &Table) -> (u64, Vec<u8>) {
+    (table.rows() as u64, csv_out::to_csv(table))
 }
 
 /// `access.csv` of every partner in `partner_ids`, handed to `sink` one at a time.
@@ -189,8 +195,9 @@ mod hostile_ids {
                 for (i, id) in report.text_column("partner_id").iter().enumerate() {
                     index.entry(id.as_deref().unwrap_or_default()).or_default().push(i);
                 }
-                let rows_of = |id: &str| report.select(index.get(id).map(Vec::as_slice).unwrap_or_default());
-                export_report(date, &id_refs, report.name, rows_of, |p, n, b| {
+                let file_of =
+                    |id: &str| Ok(csv_file(&report.select(index.get(id).map(Vec::as_slice).unwrap_or_default())));
+                export_report(date, &id_refs, report.name, file_of, |p, n, b| {
                     files.push((p, n, b));
                     Ok::<(), ()>(())
                 })

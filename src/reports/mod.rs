@@ -7,6 +7,7 @@ pub mod manifest;
 pub mod parquet_out;
 pub mod rejects;
 pub mod tables;
+pub mod writer;
 
 use std::borrow::Cow;
 

@@ -71,6 +71,16 @@ pub fn to_parquet(table: &Table, metadata: &[(&str, String)]) -> Result<Vec<u8>>
     w.close()
 }
 
+/// The Arrow arrays of `table` under `schema` (independent work: chunks are made in parallel
+/// and written in order).
+pub fn record_batch(schema: &Arc<Schema>, table: &Table) -> Result<RecordBatch> {
+    let mut arrays = Vec::new();
+    for (name, values) in &table.columns {
+        arrays.push(array(&format!("{}.{name}", table.name), values)?.1);
+    }
+    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::Internal(format!("{}: {e}", table.name)))
+}
+
 /// A parquet file written a chunk (a [`Table`] of the same columns) at a time; row groups
 /// hold up to [`ROW_GROUP_ROWS`] rows whatever the chunk size, and the bytes depend only on
 /// the rows and the chunking.
@@ -105,13 +115,17 @@ impl<W: std::io::Write + Send> ParquetSink<W> {
     }
 
     pub fn write(&mut self, table: &Table) -> Result<()> {
-        let mut arrays = Vec::new();
-        for (name, values) in &table.columns {
-            arrays.push(array(&format!("{}.{name}", table.name), values)?.1);
-        }
-        let batch = RecordBatch::try_new(self.schema.clone(), arrays)
-            .map_err(|e| Error::Internal(format!("{}: {e}", self.name)))?;
-        self.writer.write(&batch).map_err(|e| self.fail(e))
+        let batch = record_batch(&self.schema, table)?;
+        self.write_batch(&batch)
+    }
+
+    /// Writes rows made by [`record_batch`] with [`ParquetSink::schema`].
+    pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).map_err(|e| self.fail(e))
+    }
+
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
     }
 
     pub fn close(self) -> Result<W> {

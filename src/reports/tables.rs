@@ -90,7 +90,7 @@ impl<'r, 'a> Source<'r, 'a> {
     }
 
     /// The partner of item `i` of a program's result.
-    fn partner_of<'x>(&self, r: &'x ProgramResult, i: usize) -> &'x str {
+    fn partner_of(&self, r: &'r ProgramResult, i: usize) -> &'r str {
         match self.report {
             Report::Eligibility | Report::Dashboard => &r.eligibility[i].partner_id,
             Report::Earnings => r.lines[i].partner_id,
@@ -127,6 +127,11 @@ impl<'r, 'a> Source<'r, 'a> {
             out.extend((start..end).map(|i| (p as u32, i as u32)));
         }
         out
+    }
+
+    /// (program index, partner) of each of `rows`: where a partner's export is cut from.
+    pub fn keys(&self, rows: &[RowRef]) -> Vec<(u32, &'r str)> {
+        rows.iter().map(|&(p, i)| (p, self.partner_of(&self.results[p as usize], i as usize))).collect()
     }
 
     /// The report's table of `rows`.
