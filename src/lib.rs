@@ -10,6 +10,7 @@ pub mod decimal;
 pub mod error;
 pub mod feeds;
 pub mod generate;
+pub mod hash;
 pub mod publish;
 pub mod reports;
 pub mod rules;

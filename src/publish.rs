@@ -225,6 +225,34 @@ impl Publication {
         Ok(())
     }
 
+    /// Writes several small outputs (paths in the final layout) under the staging prefix, in
+    /// parallel. A local file is written in place: the staging folder is invisible until the
+    /// commit, so no temporary name and rename are needed.
+    pub fn write_many(&mut self, files: &[(String, Vec<u8>)]) -> Result<()> {
+        use rayon::prelude::*;
+        let root = self.store.local_root().map(|r| r.join(&self.staging));
+        files.par_iter().try_for_each(|(rel, bytes)| {
+            match &root {
+                Some(root) => {
+                    let path = root.join(rel);
+                    let io = |e: std::io::Error| Error::Write {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    };
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent).map_err(io)?;
+                    }
+                    std::fs::write(&path, bytes).map_err(io)?;
+                }
+                None => self.store.put(&format!("{}/{rel}", self.staging), bytes)?,
+            }
+            checkpoint(&self.checkpoints);
+            Ok::<(), Error>(())
+        })?;
+        self.files.extend(files.iter().map(|(rel, _)| rel.clone()));
+        Ok(())
+    }
+
     /// Opens one output (path in the final layout) under the staging prefix for writing in
     /// pieces: a local file is written in place (the staging folder is invisible until the
     /// commit); for an object store the bytes are gathered and put by [`Publication::finish`].

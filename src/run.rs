@@ -172,8 +172,12 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     ];
     // Each report is written a chunk of rows at a time, straight into its staged files, then
     // exported partner by partner; small files are staged as soon as they are made.
-    let mut staging =
-        Staging { publication: &mut publication, outputs: BTreeMap::new(), written: Vec::new() };
+    let mut staging = Staging {
+        publication: &mut publication,
+        pending: Vec::new(),
+        outputs: BTreeMap::new(),
+        written: Vec::new(),
+    };
     let mut partner_ids: Vec<&str> = ingest.feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
     partner_ids.sort_unstable();
     for report in Report::ALL {
@@ -232,6 +236,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     staging.report(&rejects, rejects.rows(), std::iter::once(()), whole, d, &metadata)?;
     drop(rejects);
     exports::export_access(d, &partner_ids, &ingest.feeds.users, |p, n, b| staging.small(p, n, b))?;
+    staging.flush()?;
     let Staging { outputs, mut written, .. } = staging;
     let (inputs, ignored, skipped, totals) = Manifest::inputs(&ingest);
     let manifest = Manifest {
@@ -275,16 +280,28 @@ const CHUNK_ROWS: usize = 1 << 16;
 /// The files a run has staged, with what the manifest says of each.
 struct Staging<'p> {
     publication: &'p mut Publication,
+    /// Small files made but not yet written.
+    pending: Vec<(String, Vec<u8>)>,
     outputs: BTreeMap<String, Output>,
     written: Vec<String>,
 }
 
 impl Staging<'_> {
-    /// Stages a small file made in memory (an export).
+    /// Stages a small file made in memory (an export); they are written in parallel batches.
     fn small(&mut self, path: String, rows: u64, bytes: Vec<u8>) -> Result<()> {
         self.outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::sha256_hex(&bytes) });
-        self.publication.write(&path, &bytes)?;
-        self.written.push(path);
+        self.written.push(path.clone());
+        self.pending.push((path, bytes));
+        if self.pending.len() >= 1024 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the small files not yet written.
+    fn flush(&mut self) -> Result<()> {
+        self.publication.write_many(&self.pending)?;
+        self.pending.clear();
         Ok(())
     }
 

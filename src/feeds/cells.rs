@@ -204,12 +204,22 @@ impl<'a> RowCheck<'a> {
 
     /// A required identifier, trimmed.
     pub fn id(&mut self, col: usize) -> Option<String> {
-        self.required(col).map(|s| s.trim().to_string())
+        self.id_str(col).map(str::to_string)
+    }
+
+    /// A required identifier, trimmed, borrowed from the cell.
+    pub fn id_str(&mut self, col: usize) -> Option<&'a str> {
+        self.required(col).map(str::trim)
     }
 
     /// An optional identifier, trimmed; `None` when empty.
     pub fn opt_id(&self, col: usize) -> Option<String> {
-        (!self.is_empty(col)).then(|| self.cells[col].trim().to_string())
+        self.opt_id_str(col).map(str::to_string)
+    }
+
+    /// An optional identifier, trimmed, borrowed from the cell; `None` when empty.
+    pub fn opt_id_str(&self, col: usize) -> Option<&'a str> {
+        (!self.is_empty(col)).then(|| self.cells[col].trim())
     }
 
     /// Required free text, kept exactly as delivered.
@@ -297,9 +307,14 @@ impl<'a> RowCheck<'a> {
     }
 
     pub fn currency(&mut self, col: usize) -> Option<String> {
+        self.currency_str(col).map(str::to_string)
+    }
+
+    /// A currency code, borrowed from the cell.
+    pub fn currency_str(&mut self, col: usize) -> Option<&'a str> {
         let text = self.required(col)?;
         if currency_minor_digits(text).is_some() {
-            Some(text.to_string())
+            Some(text)
         } else {
             self.fail(col, Code::BadCurrency);
             None

@@ -1,7 +1,7 @@
 //! The accepted rows of a run, typed: what the rules work on. Every value here passed the
 //! checks of feeds.md; money is exact (`i128` units at the scale named on the field).
 
-use std::collections::HashSet;
+use crate::hash::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
@@ -18,14 +18,14 @@ pub struct Interner {
 
 impl Default for Interner {
     fn default() -> Self {
-        Interner { shards: (0..64).map(|_| Mutex::new(HashSet::new())).collect() }
+        Interner { shards: (0..64).map(|_| Mutex::new(HashSet::default())).collect() }
     }
 }
 
 impl Interner {
     pub fn get(&self, s: &str) -> Text {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let shard = BuildHasherDefault::<DefaultHasher>::default().hash_one(s) as usize % self.shards.len();
+        use std::hash::BuildHasher;
+        let shard = crate::hash::State::default().hash_one(s) as usize % self.shards.len();
         let mut set = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = set.get(s) {
             return t.clone();

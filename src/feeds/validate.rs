@@ -6,7 +6,7 @@
 //! transactions) the refund checks. Feeds are validated in [`Feed::ALL`] order so that
 //! references only ever point at feeds already accepted.
 
-use std::collections::{HashMap, HashSet};
+use crate::hash::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use rayon::prelude::*;
@@ -348,7 +348,7 @@ impl Validator {
     /// Key check within one snapshot delivery: agreeing copies keep the first, disagreeing
     /// copies are all rejected.
     fn snapshot_keys<T>(&mut self, feed: Feed, candidates: Vec<Candidate<T>>) -> Vec<T> {
-        let mut groups: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
+        let mut groups: HashMap<Vec<String>, Vec<usize>> = HashMap::default();
         for (i, c) in candidates.iter().enumerate() {
             groups.entry(key_of(feed, c.cells)).or_default().push(i);
         }
@@ -400,7 +400,7 @@ impl Validator {
     }
 
     fn event_keys<T>(&mut self, feed: Feed, candidates: Vec<Candidate<T>>) -> Vec<T> {
-        let mut held = HashMap::new();
+        let mut held = HashMap::default();
         let mut accepted = Vec::new();
         for c in candidates {
             match self.event_key(feed, &held, c.cells) {
@@ -482,7 +482,7 @@ impl Validator {
         }
         // Transaction id -> the holder's canonical hash and, for a sale, its index in `accepted`.
         let mut held: HashMap<Text, (u128, Option<usize>)> =
-            HashMap::with_capacity(sales.len() + refunds.len());
+            HashMap::with_capacity_and_hasher(sales.len() + refunds.len(), Default::default());
         let mut accepted: Vec<Transaction> = Vec::with_capacity(sales.len() + refunds.len());
         let key_problem = |c: &TxCandidate, holder: u128| Problem {
             field: "transaction_id".into(),
@@ -645,7 +645,7 @@ fn canonical_hash(feed: Feed, cells: &[String]) -> u128 {
 }
 
 /// `UNKNOWN_PARTNER` unless `id` names an accepted partner.
-fn partner_ref(r: &mut RowCheck, ctx: &Context, col: usize, id: &Option<String>) {
+fn partner_ref(r: &mut RowCheck, ctx: &Context, col: usize, id: Option<&str>) {
     if let Some(id) = id
         && !ctx.partners.contains(id)
     {
@@ -688,7 +688,7 @@ fn check_partner(r: &mut RowCheck) -> Option<Partner> {
 fn check_agreement(r: &mut RowCheck, ctx: &Context) -> Option<Agreement> {
     let agreement_id = r.id(0);
     let partner_id = r.id(1);
-    partner_ref(r, ctx, 1, &partner_id);
+    partner_ref(r, ctx, 1, partner_id.as_deref());
     let agreement_type = r.one_of(2, &AgreementType::VALUES, Code::BadEnum);
     let (start_date, end_date) = date_span(r, 3, 4);
     Some(Agreement {
@@ -702,7 +702,7 @@ fn check_agreement(r: &mut RowCheck, ctx: &Context) -> Option<Agreement> {
 
 fn check_competency(r: &mut RowCheck, ctx: &Context) -> Option<Competency> {
     let partner_id = r.id(0);
-    partner_ref(r, ctx, 0, &partner_id);
+    partner_ref(r, ctx, 0, partner_id.as_deref());
     let competency = r.text(1);
     let level = r.one_of(2, &Level::VALUES, Code::BadEnum);
     let (start_date, end_date) = date_span(r, 3, 4);
@@ -718,14 +718,14 @@ fn check_competency(r: &mut RowCheck, ctx: &Context) -> Option<Competency> {
 fn check_user(r: &mut RowCheck, ctx: &Context) -> Option<User> {
     let user_id = r.id(0);
     let partner_id = r.id(1);
-    partner_ref(r, ctx, 1, &partner_id);
+    partner_ref(r, ctx, 1, partner_id.as_deref());
     let role = r.one_of(2, &Role::VALUES, Code::UnknownRole);
     Some(User { user_id: user_id?, partner_id: partner_id?, role: role? })
 }
 
 fn check_payment_profile(r: &mut RowCheck, ctx: &Context) -> Option<PaymentProfile> {
     let partner_id = r.id(0);
-    partner_ref(r, ctx, 0, &partner_id);
+    partner_ref(r, ctx, 0, partner_id.as_deref());
     let payout_currency = r.currency(1);
     let bank_verified = r.boolean(2);
     let tax_verified = r.boolean(3);
@@ -754,7 +754,7 @@ fn check_fx_rate(r: &mut RowCheck) -> Option<FxRate> {
 }
 
 fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> Option<Transaction> {
-    let shared = |s: String| ctx.interner.get(&s);
+    let shared = |s: &str| ctx.interner.get(s);
     let transaction_id = r.id(0);
     let transaction_date = r.date(1);
     if let Some(d) = transaction_date
@@ -771,13 +771,13 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
         }
         _ => None,
     };
-    let reseller_id = r.id(4);
-    partner_ref(r, ctx, 4, &reseller_id);
-    let provider_id = r.opt_id(5);
-    partner_ref(r, ctx, 5, &provider_id);
-    let customer_id = r.id(6);
-    let product_id = r.id(7);
-    let product_family = r.text(8);
+    let reseller_id = r.id_str(4);
+    partner_ref(r, ctx, 4, reseller_id);
+    let provider_id = r.opt_id_str(5);
+    partner_ref(r, ctx, 5, provider_id);
+    let customer_id = r.id_str(6);
+    let product_id = r.id_str(7);
+    let product_family = r.required(8);
     let quantity = r.integer(9);
     if let Some(q) = quantity
         && !(1..=MAX_QUANTITY).contains(&q)
@@ -795,10 +795,10 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
             r.fail(10, Code::OutOfRange);
         }
     }
-    let currency = r.currency(11);
-    if let (Some(c), Some(d)) = (&currency, transaction_date)
+    let currency = r.currency_str(11);
+    if let (Some(c), Some(d)) = (currency, transaction_date)
         && c != "USD"
-        && !ctx.rates.get(c.as_str()).is_some_and(|months| months.contains(&cells::month_of(d)))
+        && !ctx.rates.get(c).is_some_and(|months| months.contains(&cells::month_of(d)))
     {
         r.fail(11, Code::NoFxRate);
     }

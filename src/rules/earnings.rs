@@ -5,7 +5,7 @@
 //! All money is exact: amount (10^-4) × usd_rate (10^-8) × rate (10^-8) is an `i128` at scale
 //! 10^-20, rounded once, half away from zero, to the currency's minor unit or to cents.
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 
 use chrono::NaiveDate;
 
@@ -168,9 +168,9 @@ fn earnings_of<'a>(
         program.levers.iter().flat_map(|l| l.product_families.iter().map(move |f| (f.as_str(), l))).collect();
     let kind = program.earning_period;
     let mut out = ProgramEarnings::default();
-    let mut requirements: HashMap<&str, Requirements> = HashMap::new();
+    let mut requirements: HashMap<&str, Requirements> = HashMap::default();
     // Considered sales: (earner, lever, earned, transaction period).
-    let mut considered: HashMap<&str, (&str, &Lever, bool, Period)> = HashMap::new();
+    let mut considered: HashMap<&str, (&str, &Lever, bool, Period)> = HashMap::default();
     let mut pending: Vec<Pending> = Vec::new();
     let touch = |last: &mut HashMap<&'a str, NaiveDate>, p: &'a str, d: NaiveDate| {
         last.entry(p).and_modify(|x| *x = (*x).max(d)).or_insert(d);
@@ -217,7 +217,7 @@ fn earnings_of<'a>(
         amount_usd: i128,
     }
     let mut placed = Vec::with_capacity(pending.len());
-    let mut revenue: HashMap<(&str, &str, Period), i128> = HashMap::new();
+    let mut revenue: HashMap<(&str, &str, Period), i128> = HashMap::default();
     for p in &pending {
         let tp = Period::containing(p.tx.transaction_date, kind);
         let late = p.tx.delivery_date > tp.last_on_time_delivery();
@@ -243,7 +243,7 @@ fn earnings_of<'a>(
         booked: i128,
         booked_usd: i128,
     }
-    let mut clawed: HashMap<&str, Clawed> = HashMap::new();
+    let mut clawed: HashMap<&str, Clawed> = HashMap::default();
     const LOCAL_SCALE: u32 = AMOUNT_SCALE + RATE_SCALE;
     const FULL_SCALE: u32 = AMOUNT_SCALE + 2 * RATE_SCALE;
     for (p, pl) in pending.into_iter().zip(placed) {

@@ -2,7 +2,7 @@
 //! of days on which it holds; a partner is eligible on the days in all of them. A sale is judged
 //! on its own transaction date, the eligibility report on the run date.
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 
 use chrono::{Days, NaiveDate};
 
@@ -51,17 +51,17 @@ pub struct References<'a> {
 
 impl<'a> References<'a> {
     pub fn new(feeds: &'a Feeds) -> References<'a> {
-        let mut agreements: HashMap<(&str, AgreementType), Vec<_>> = HashMap::new();
+        let mut agreements: HashMap<(&str, AgreementType), Vec<_>> = HashMap::default();
         for a in &feeds.agreements {
             agreements.entry((&a.partner_id, a.agreement_type)).or_default().push((a.start_date, a.end_date));
         }
-        let mut competencies: HashMap<&str, Vec<_>> = HashMap::new();
+        let mut competencies: HashMap<&str, Vec<_>> = HashMap::default();
         for c in &feeds.competencies {
             competencies.entry(&c.partner_id).or_default().push((c.start_date, c.end_date));
         }
-        let mut first_sale_as_reseller: HashMap<&str, NaiveDate> = HashMap::new();
-        let mut latest_sale_as_reseller: HashMap<&str, NaiveDate> = HashMap::new();
-        let mut latest_sale_as_provider: HashMap<&str, NaiveDate> = HashMap::new();
+        let mut first_sale_as_reseller: HashMap<&str, NaiveDate> = HashMap::default();
+        let mut latest_sale_as_reseller: HashMap<&str, NaiveDate> = HashMap::default();
+        let mut latest_sale_as_provider: HashMap<&str, NaiveDate> = HashMap::default();
         for t in feeds.transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
             let d = t.transaction_date;
             first_sale_as_reseller.entry(&*t.reseller_id).and_modify(|f| *f = (*f).min(d)).or_insert(d);

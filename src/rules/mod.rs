@@ -8,7 +8,7 @@ pub mod intervals;
 pub mod payouts;
 pub mod periods;
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 
 use chrono::NaiveDate;
 use rayon::prelude::*;
@@ -72,7 +72,7 @@ pub fn evaluate<'a>(
             e.lines.par_sort_unstable_by(|a, b| order(a.partner_id, a.tx).cmp(&order(b.partner_id, b.tx)));
             e.unearned.par_sort_unstable_by(|a, b| order(a.partner_id, a.tx).cmp(&order(b.partner_id, b.tx)));
             let groups = payouts::payouts(program, &e.lines, &profiles, run_date);
-            let mut by_partner: HashMap<&str, Totals> = HashMap::new();
+            let mut by_partner: HashMap<&str, Totals> = HashMap::default();
             for g in &groups {
                 by_partner.entry(g.partner_id.as_str()).or_default().add(g);
             }

@@ -2,7 +2,9 @@
 //! rebate periods released by a running balance against the program minimum, with holds from
 //! the payment profile; co-op available once its period closes. Also the dashboard totals.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::hash::HashMap;
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
