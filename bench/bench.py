@@ -296,8 +296,15 @@ def main():
                 check_line = (last[-1] if last else "no result line") + f" (exit {c.returncode})"
                 print(f"  {check_line}", flush=True)
             rm(peer)  # measured and checked: free its disk before the floor writes as much as incentives
-            steps.append(measure("floor", [py, os.path.join(HERE, "io_floor.py"), landing, "latest", out, floor],
-                                 logs_m, floor))
+            # The floor writes as many bytes as incentives published; incentives' own output is
+            # removed first (unless --keep) so that both never need the disk at once.
+            sys.path.insert(0, HERE)
+            from io_floor import report_bytes
+            csv_bytes, parquet_bytes, _ = report_bytes(out) if os.path.isdir(out) else (0, 0, 0)
+            if not a.keep:
+                rm(out)
+            steps.append(measure("floor", [py, os.path.join(HERE, "io_floor.py"), landing, "latest",
+                                           f"{csv_bytes},{parquet_bytes}", floor], logs_m, floor))
             for r in steps[1:]:
                 if r["stdout"].strip():
                     print(f"  {r['name']}: " + r["stdout"].strip().replace("\n", "\n    "))

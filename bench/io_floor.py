@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """I/O floor of an `incentives run` (benchmark, issue 6).
 
-usage: io_floor.py LANDING RUN_DATE|latest REPORTS_OUT FLOOR_OUT
+usage: io_floor.py LANDING RUN_DATE|latest REPORTS_OUT|CSV_BYTES,PARQUET_BYTES FLOOR_OUT
 
 What any implementation of the nightly run has to do at least, with nothing computed:
 
@@ -226,8 +226,12 @@ def main():
     for feed, (files, rows, disk, mem) in per_feed.items():
         print(f"  {feed}: {files} files, {rows:,} rows, {disk:,} bytes on disk, {mem:,} bytes decoded")
 
-    # 2. What incentives wrote.
-    csv_target, parquet_target, n_reports = report_bytes(reports_out)
+    # 2. What incentives wrote (or the byte counts given as CSV_BYTES,PARQUET_BYTES).
+    if "," in reports_out and not os.path.exists(reports_out):
+        csv_target, parquet_target = (int(x) for x in reports_out.split(","))
+        n_reports = "(given)"
+    else:
+        csv_target, parquet_target, n_reports = report_bytes(reports_out)
     print(f"reports under {reports_out}: {n_reports} files, {csv_target:,} bytes of CSV, "
           f"{parquet_target:,} bytes of parquet")
 

@@ -69,6 +69,34 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// Adds a file read to the reconciliation; returns its index.
+    fn count_file(&mut self, count: &FileCount, warnings: &[String]) -> usize {
+        self.files.push(count.clone());
+        for w in warnings {
+            self.warnings.push(format!("{}: {w}", count.path));
+        }
+        self.files.len() - 1
+    }
+
+    /// Rejects one row with its problems (counted once).
+    fn reject(&mut self, file: usize, row: u64, problems: Vec<Problem>) {
+        let f = &mut self.files[file];
+        f.rejected += 1;
+        let (feed, path) = (f.feed, f.path.clone());
+        self.rejects.extend(problems.into_iter().map(|p| Reject {
+            feed,
+            file: path.clone(),
+            row,
+            field: p.field,
+            value: p.value,
+            code: p.code,
+        }));
+    }
+
+    fn accept(&mut self, file: usize) {
+        self.files[file].accepted += 1;
+    }
+
     pub fn rows_read(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()
     }
@@ -247,14 +275,6 @@ fn key_of(feed: Feed, cells: &[String]) -> Vec<String> {
 }
 
 impl Validator {
-    fn count_file(&mut self, count: &FileCount, warnings: &[String]) -> usize {
-        self.ingest.files.push(count.clone());
-        for w in warnings {
-            self.ingest.warnings.push(format!("{}: {w}", count.path));
-        }
-        self.ingest.files.len() - 1
-    }
-
     fn count_loaded(&mut self, l: &Loaded) -> usize {
         let count = FileCount {
             feed: l.file.feed,
@@ -266,26 +286,7 @@ impl Validator {
             accepted: 0,
             rejected: 0,
         };
-        self.count_file(&count, &l.raw.warnings)
-    }
-
-    /// Rejects one row with its problems (counted once).
-    fn reject(&mut self, file: usize, row: u64, problems: Vec<Problem>) {
-        let f = &mut self.ingest.files[file];
-        f.rejected += 1;
-        let (feed, path) = (f.feed, f.path.clone());
-        self.ingest.rejects.extend(problems.into_iter().map(|p| Reject {
-            feed,
-            file: path.clone(),
-            row,
-            field: p.field,
-            value: p.value,
-            code: p.code,
-        }));
-    }
-
-    fn accept(&mut self, file: usize) {
-        self.ingest.files[file].accepted += 1;
+        self.ingest.count_file(&count, &l.raw.warnings)
     }
 
     fn key_problem(&self, feed: Feed, cells: &[String], code: Code) -> Problem {
@@ -338,7 +339,7 @@ impl Validator {
                         cells: r.cells.as_deref().expect("checked rows have cells"),
                         value,
                     }),
-                    Err(problems) => self.reject(idx, r.row, problems),
+                    Err(problems) => self.ingest.reject(idx, r.row, problems),
                 }
             }
         }
@@ -368,12 +369,12 @@ impl Validator {
         for (c, v) in candidates.into_iter().zip(verdict) {
             match v {
                 None => {
-                    self.accept(c.file);
+                    self.ingest.accept(c.file);
                     accepted.push(c.value);
                 }
                 Some(code) => {
                     let p = self.key_problem(feed, c.cells, code);
-                    self.reject(c.file, c.row, vec![p]);
+                    self.ingest.reject(c.file, c.row, vec![p]);
                 }
             }
         }
@@ -404,10 +405,10 @@ impl Validator {
         let mut accepted = Vec::new();
         for c in candidates {
             match self.event_key(feed, &held, c.cells) {
-                Some(p) => self.reject(c.file, c.row, vec![p]),
+                Some(p) => self.ingest.reject(c.file, c.row, vec![p]),
                 None => {
                     Self::claim(feed, &mut held, c.cells);
-                    self.accept(c.file);
+                    self.ingest.accept(c.file);
                     accepted.push(c.value);
                 }
             }
@@ -459,45 +460,57 @@ impl Validator {
     /// checks run in the order of feeds.md: delivery date, transaction date, transaction id.
     fn transactions(&mut self, store: &Store, files: &[&DeliveryFile], keep_going: bool) -> Result<()> {
         let feed = Feed::Transactions;
-        let ctx = &self.ctx;
-        let checked: Vec<std::result::Result<CheckedFile, (&DeliveryFile, Error)>> = files
-            .par_iter()
-            .map(|&file| check_transaction_file(store, file, ctx).map_err(|e| (file, e)))
-            .collect();
-        let mut sales = Vec::new();
-        let mut refunds = Vec::new();
-        for result in checked {
-            let Some(checked) = skip_or_fail(result, keep_going, &mut self.ingest.skipped)? else { continue };
-            let idx = self.count_file(&checked.count, &checked.warnings);
-            for (row, problems) in checked.rejected {
-                self.reject(idx, row, problems);
-            }
-            for mut c in checked.candidates {
-                c.file = idx;
-                match c.value.transaction_type {
-                    TransactionType::Sale => sales.push(c),
-                    TransactionType::Refund => refunds.push(c),
-                }
-            }
-        }
+        let Validator { ingest, ctx } = self;
+        let ctx = &*ctx;
         // Transaction id -> the holder's canonical hash and, for a sale, its index in `accepted`.
-        let mut held: HashMap<Text, (u128, Option<usize>)> =
-            HashMap::with_capacity_and_hasher(sales.len() + refunds.len(), Default::default());
-        let mut accepted: Vec<Transaction> = Vec::with_capacity(sales.len() + refunds.len());
+        let mut held: HashMap<Text, (u128, Option<usize>)> = HashMap::default();
+        let mut accepted: Vec<Transaction> = Vec::new();
+        let mut refunds = Vec::new();
         let key_problem = |c: &TxCandidate, holder: u128| Problem {
             field: "transaction_id".into(),
             value: c.value.transaction_id.to_string(),
             code: if holder == c.canon { Code::DuplicateRow } else { Code::ConflictingDuplicate },
         };
-        for c in sales {
-            if let Some(&(holder, _)) = held.get(&c.value.transaction_id) {
-                let p = key_problem(&c, holder);
-                self.reject(c.file, c.row, vec![p]);
-                continue;
+        // Files are read and checked a window at a time (in parallel), while the window before
+        // has its sales claim their keys in delivery order; only compact candidates and the
+        // accepted rows outlive their file.
+        let mut windows = files.chunks(4 * rayon::current_num_threads().max(1));
+        let mut current = windows.next().map(|w| read_window(store, ctx, w)).unwrap_or_default();
+        loop {
+            let upcoming = windows.next();
+            let (claimed, next) = rayon::join(
+                || -> Result<()> {
+                    for result in current {
+                        let Some(checked) = skip_or_fail(result, keep_going, &mut ingest.skipped)? else {
+                            continue;
+                        };
+                        let idx = ingest.count_file(&checked.count, &checked.warnings);
+                        for (row, problems) in checked.rejected {
+                            ingest.reject(idx, row, problems);
+                        }
+                        for mut c in checked.candidates {
+                            c.file = idx;
+                            if c.value.transaction_type == TransactionType::Refund {
+                                refunds.push(c);
+                            } else if let Some(&(holder, _)) = held.get(&c.value.transaction_id) {
+                                let p = key_problem(&c, holder);
+                                ingest.reject(c.file, c.row, vec![p]);
+                            } else {
+                                held.insert(c.value.transaction_id.clone(), (c.canon, Some(accepted.len())));
+                                ingest.accept(c.file);
+                                accepted.push(c.value);
+                            }
+                        }
+                    }
+                    Ok(())
+                },
+                || upcoming.map(|w| read_window(store, ctx, w)),
+            );
+            claimed?;
+            match next {
+                Some(n) => current = n,
+                None => break,
             }
-            held.insert(c.value.transaction_id.clone(), (c.canon, Some(accepted.len())));
-            self.accept(c.file);
-            accepted.push(c.value);
         }
         let mut refunded: Vec<i128> = vec![0; accepted.len()];
         refunds.par_sort_by(|a, b| {
@@ -510,7 +523,7 @@ impl Validator {
         for c in refunds {
             if let Some(&(holder, _)) = held.get(&c.value.transaction_id) {
                 let p = key_problem(&c, holder);
-                self.reject(c.file, c.row, vec![p]);
+                ingest.reject(c.file, c.row, vec![p]);
                 continue;
             }
             let r = &c.value;
@@ -521,7 +534,7 @@ impl Validator {
                     value: original_id.to_string(),
                     code: Code::UnknownOriginal,
                 };
-                self.reject(c.file, c.row, vec![p]);
+                ingest.reject(c.file, c.row, vec![p]);
                 continue;
             };
             let sale = &accepted[si];
@@ -552,16 +565,16 @@ impl Validator {
             if problems.is_empty() {
                 refunded[si] -= r.amount;
                 held.insert(c.value.transaction_id.clone(), (c.canon, None));
-                self.accept(c.file);
+                ingest.accept(c.file);
                 let mut value = c.value;
                 // Share the sale's id instead of a copy of it.
                 value.original_transaction_id = Some(accepted[si].transaction_id.clone());
                 accepted.push(value);
             } else {
-                self.reject(c.file, c.row, problems);
+                ingest.reject(c.file, c.row, problems);
             }
         }
-        self.ingest.feeds.transactions = accepted;
+        ingest.feeds.transactions = accepted;
         Ok(())
     }
 }
@@ -577,6 +590,16 @@ struct TxCandidate {
     canon: u128,
     value: Transaction,
     raw: Option<Box<[String]>>,
+}
+
+/// Transaction files read and checked in parallel; a file that cannot be read comes back with
+/// its error.
+fn read_window<'f>(
+    store: &Store,
+    ctx: &Context,
+    files: &[&'f DeliveryFile],
+) -> Vec<std::result::Result<CheckedFile, (&'f DeliveryFile, Error)>> {
+    files.par_iter().map(|&file| check_transaction_file(store, file, ctx).map_err(|e| (file, e))).collect()
 }
 
 /// One transaction file, read and checked row by row.
