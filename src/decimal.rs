@@ -65,7 +65,14 @@ pub fn write(out: &mut String, units: i128, scale: u32) {
         out.push('-');
     }
     let abs = units.unsigned_abs();
-    if scale == 0 {
+    // Report values fit in 64 bits (Decimal(18, s)); formatting a u64 is much cheaper.
+    if let (Ok(abs), true) = (u64::try_from(abs), scale <= 18) {
+        let p = 10u64.pow(scale);
+        let _ = write!(out, "{}", abs / p);
+        if scale > 0 {
+            let _ = write!(out, ".{:0width$}", abs % p, width = scale as usize);
+        }
+    } else if scale == 0 {
         let _ = write!(out, "{abs}");
     } else {
         let p = 10u128.pow(scale);

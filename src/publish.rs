@@ -386,15 +386,22 @@ impl Publication {
     /// Removes the staging prefixes of the date other than this run's and the previous one.
     fn collect_garbage(&self) {
         let dir = format!("_runs/{}", self.date);
+        if let Some(root) = self.store.local_root() {
+            // Locally the runs are folders: look one level down, not at every file staged.
+            let Ok(entries) = std::fs::read_dir(root.join(&dir)) else { return };
+            for e in entries.flatten() {
+                let run = format!("{dir}/{}", e.file_name().to_string_lossy());
+                if run != self.staging && Some(&run) != self.previous.as_ref() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+            return;
+        }
         let Ok(all) = self.store.list(&dir) else { return };
         for e in all {
             let run = e.path.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
             if run != self.staging && Some(&run) != self.previous.as_ref() {
-                if let Some(root) = self.store.local_root() {
-                    let _ = std::fs::remove_dir_all(root.join(&run));
-                } else {
-                    let _ = self.store.delete(&e.path);
-                }
+                let _ = self.store.delete(&e.path);
             }
         }
     }

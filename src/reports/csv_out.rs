@@ -8,6 +8,26 @@ use crate::decimal;
 /// Characters that make a spreadsheet read a cell as a formula.
 const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
+/// `YYYY-MM-DD` without the formatting machinery (dates are a good share of report cells).
+fn push_date(buf: &mut String, d: chrono::NaiveDate) {
+    use chrono::Datelike;
+    let (y, m, day) = (d.year(), d.month(), d.day());
+    if !(0..=9999).contains(&y) {
+        use std::fmt::Write;
+        let _ = write!(buf, "{:04}-{m:02}-{day:02}", y);
+        return;
+    }
+    let y = y as u32;
+    for digit in [y / 1000, y / 100 % 10, y / 10 % 10, y % 10] {
+        buf.push(char::from(b'0' + digit as u8));
+    }
+    for part in [m, day] {
+        buf.push('-');
+        buf.push(char::from(b'0' + (part / 10) as u8));
+        buf.push(char::from(b'0' + (part % 10) as u8));
+    }
+}
+
 /// Writes one cell of `values` at `row` into `buf` (cleared first); `buf` is reused across
 /// cells so that no cell allocates.
 fn cell(values: &Values, row: usize, buf: &mut String) {
@@ -39,13 +59,7 @@ fn cell(values: &Values, row: usize, buf: &mut String) {
         }
         Values::Date(v) => {
             if let Some(d) = v[row] {
-                let _ = write!(
-                    buf,
-                    "{:04}-{:02}-{:02}",
-                    chrono::Datelike::year(&d),
-                    chrono::Datelike::month(&d),
-                    chrono::Datelike::day(&d)
-                );
+                push_date(buf, d);
             }
         }
         Values::Bool(v) => {
@@ -132,6 +146,25 @@ impl<W: std::io::Write> CsvRows<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_hex_are_written_as_the_formatting_machinery_writes_them() {
+        let mut d = chrono::NaiveDate::from_ymd_opt(1, 1, 1).unwrap();
+        let end = chrono::NaiveDate::from_ymd_opt(10_050, 1, 1).unwrap();
+        let mut buf = String::new();
+        while d < end {
+            buf.clear();
+            push_date(&mut buf, d);
+            use chrono::Datelike;
+            assert_eq!(buf, format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()));
+            d = d + chrono::Days::new(13);
+        }
+        assert_eq!(hex_of(&[0x00, 0xab, 0x0f, 0xff]), "00ab0fff");
+    }
+
+    fn hex_of(b: &[u8]) -> String {
+        crate::feeds::validate::hex(b)
+    }
 
     #[test]
     fn formula_guard_touches_text_only() {
