@@ -279,9 +279,17 @@ def main():
         if steps[0]["rc"] == 0:
             steps.append(measure("incentives", [a.binary, "run", "--input", landing, "--programs", pipelines,
                                                 "--output", out, "-q"], logs_m, out))
+            # The floor writes as many bytes as incentives published. Incentives' own output
+            # (tens of GB at 30 M) is removed before DuckDB runs, unless the check needs it or
+            # --keep: DuckDB spills tens of GB at 30 M and both would not fit the disk.
+            sys.path.insert(0, HERE)
+            from io_floor import report_bytes
+            csv_bytes, parquet_bytes, _ = report_bytes(out) if os.path.isdir(out) else (0, 0, 0)
+            run_date = run_date_of(out, landing)
+            if not a.keep and not (a.check and m <= 1_000_000):
+                rm(out)
             steps.append(measure("duckdb", [py, os.path.join(HERE, "duckdb_rules.py"), landing, pipelines,
                                             "latest", peer], logs_m, peer))
-            run_date = run_date_of(out, landing)
             if a.check and m > 1_000_000:
                 check_line = "skipped (size above 1M)"
             elif a.check and (steps[1]["rc"] != 0 or steps[2]["rc"] != 0):
@@ -296,11 +304,6 @@ def main():
                 check_line = (last[-1] if last else "no result line") + f" (exit {c.returncode})"
                 print(f"  {check_line}", flush=True)
             rm(peer)  # measured and checked: free its disk before the floor writes as much as incentives
-            # The floor writes as many bytes as incentives published; incentives' own output is
-            # removed first (unless --keep) so that both never need the disk at once.
-            sys.path.insert(0, HERE)
-            from io_floor import report_bytes
-            csv_bytes, parquet_bytes, _ = report_bytes(out) if os.path.isdir(out) else (0, 0, 0)
             if not a.keep:
                 rm(out)
             steps.append(measure("floor", [py, os.path.join(HERE, "io_floor.py"), landing, "latest",

@@ -109,29 +109,34 @@ pub fn write_report<'r, C: Send>(
     let mut ready = encode_group(chunks.by_ref().take(group).collect())?;
     while !ready.is_empty() {
         let upcoming: Vec<C> = chunks.by_ref().take(group).collect();
-        let (written, next) = rayon::join(
-            || -> Result<()> {
-                for e in &ready {
-                    csv.write_all(&e.csv).map_err(csv_error)?;
-                    for &(key, bytes, rows) in &e.pieces {
-                        let s =
-                            segments.entry(key).or_insert(Segment { start: offset, end: offset, rows: 0 });
-                        if s.end != offset {
-                            return Err(Error::Internal(format!(
-                                "{}: the rows of program {} and partner {} are not contiguous",
-                                shape.name, key.0, key.1
-                            )));
-                        }
-                        s.end += bytes;
-                        s.rows += rows;
-                        offset += bytes;
+        // The CSV appends and the parquet encoding (dictionaries, zstd) of a group are
+        // independent, and both run beside the encoding of the next group.
+        let write_csv = || -> Result<()> {
+            for e in &ready {
+                csv.write_all(&e.csv).map_err(csv_error)?;
+                for &(key, bytes, rows) in &e.pieces {
+                    let s = segments.entry(key).or_insert(Segment { start: offset, end: offset, rows: 0 });
+                    if s.end != offset {
+                        return Err(Error::Internal(format!(
+                            "{}: the rows of program {} and partner {} are not contiguous",
+                            shape.name, key.0, key.1
+                        )));
                     }
-                    if e.pieces.is_empty() {
-                        offset += e.csv.len() as u64;
-                    }
-                    parquet.write_batch(&e.batch)?;
+                    s.end += bytes;
+                    s.rows += rows;
+                    offset += bytes;
                 }
-                Ok(())
+                if e.pieces.is_empty() {
+                    offset += e.csv.len() as u64;
+                }
+            }
+            Ok(())
+        };
+        let write_parquet = || -> Result<()> { ready.iter().try_for_each(|e| parquet.write_batch(&e.batch)) };
+        let (written, next) = rayon::join(
+            || {
+                let (c, p) = rayon::join(write_csv, write_parquet);
+                c.and(p)
             },
             || encode_group(upcoming),
         );

@@ -141,14 +141,16 @@ pub fn earnings<'a>(
     let mut parts: Vec<Vec<&'a Transaction>> = vec![Vec::new(); PARTITIONS];
     for t in transactions {
         if let Some(e) = earner(t, program.partner_type) {
-            let mut h = std::hash::DefaultHasher::new();
-            std::hash::Hash::hash(e, &mut h);
-            parts[(std::hash::Hasher::finish(&h) % PARTITIONS as u64) as usize].push(t);
+            let h = std::hash::BuildHasher::hash_one(&crate::hash::State::default(), e);
+            parts[(h % PARTITIONS as u64) as usize].push(t);
         }
     }
     let results: Vec<ProgramEarnings<'a>> =
         parts.into_par_iter().map(|part| earnings_of(program, &part, refs, rates)).collect::<Result<_>>()?;
     let mut out = ProgramEarnings::default();
+    // One allocation of the final size: growing by doubling would hold up to twice the lines.
+    out.lines.reserve_exact(results.iter().map(|r| r.lines.len()).sum());
+    out.unearned.reserve_exact(results.iter().map(|r| r.unearned.len()).sum());
     for r in results {
         out.lines.extend(r.lines);
         out.unearned.extend(r.unearned);
