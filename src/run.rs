@@ -206,18 +206,8 @@ pub fn run(opts: &Options) -> Result<Outcome> {
                 let Some(file) = &staged else {
                     return Ok(exports::csv_file(&source.table(&source.partner_rows(id))));
                 };
-                let mut bytes = header.clone();
-                let mut rows = 0;
-                for p in 0..results.len() as u32 {
-                    if let Some(s) = w.segments.get(&(p, id)) {
-                        let at = bytes.len();
-                        bytes.resize(at + (s.end - s.start) as usize, 0);
-                        std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes[at..], s.start)
-                            .map_err(|e| Error::Storage(format!("reading back {}: {e}", w.csv.0)))?;
-                        rows += s.rows;
-                    }
-                }
-                Ok((rows, bytes))
+                writer::cut(file, &w.segments, results.len() as u32, id, &header)
+                    .map_err(|e| Error::Storage(format!("reading back {}: {e}", w.csv.0)))
             };
             exports::export_report(d, &partner_ids, report.name(), file_of, |p, n, b| {
                 staging.small(p, n, b)

@@ -70,6 +70,29 @@ fn encode<'r>(chunk: Chunk<'r>, schema: &Arc<Schema>) -> Result<Encoded<'r>> {
     Ok(Encoded { csv, pieces, batch })
 }
 
+/// A partner's rows of a report, cut from the report's CSV `file` (written with segments):
+/// `header`, then its segment of each of `programs` programs in order; returns the row count
+/// and the bytes.
+pub fn cut(
+    file: &std::fs::File,
+    segments: &Segments,
+    programs: u32,
+    partner: &str,
+    header: &[u8],
+) -> std::io::Result<(u64, Vec<u8>)> {
+    let mut bytes = header.to_vec();
+    let mut rows = 0;
+    for p in 0..programs {
+        if let Some(s) = segments.get(&(p, partner)) {
+            let at = bytes.len();
+            bytes.resize(at + (s.end - s.start) as usize, 0);
+            std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes[at..], s.start)?;
+            rows += s.rows;
+        }
+    }
+    Ok((rows, bytes))
+}
+
 /// What [`write_report`] wrote: `(path, SHA-256)` of the CSV and the parquet file, and the
 /// CSV's segments (empty unless the chunks carried keys).
 pub struct Written<'r> {
