@@ -222,9 +222,9 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         );
     }
     let rejects = rejects::table(d, &ingest.rejects);
-    let whole = |()| Chunk { table: rejects.clone(), keys: Vec::new() };
-    staging.report(&rejects, rejects.rows(), std::iter::once(()), whole, d, &metadata)?;
-    drop(rejects);
+    let (shape, rows) = (rejects.empty_like(), rejects.rows());
+    let whole = |table| Chunk { table, keys: Vec::new() };
+    staging.report(&shape, rows, std::iter::once(rejects), whole, d, &metadata)?;
     exports::export_access(d, &partner_ids, &ingest.feeds.users, |p, n, b| staging.small(p, n, b))?;
     staging.flush()?;
     let Staging { outputs, mut written, .. } = staging;

@@ -70,11 +70,11 @@ pub struct Ingest {
 
 impl Ingest {
     /// Adds a file read to the reconciliation; returns its index.
-    fn count_file(&mut self, count: &FileCount, warnings: &[String]) -> usize {
-        self.files.push(count.clone());
+    fn count_file(&mut self, count: FileCount, warnings: &[String]) -> usize {
         for w in warnings {
             self.warnings.push(format!("{}: {w}", count.path));
         }
+        self.files.push(count);
         self.files.len() - 1
     }
 
@@ -119,6 +119,27 @@ struct Loaded<'a> {
     sha256: String,
 }
 
+impl Loaded<'_> {
+    /// The file's line of the reconciliation, before any row is counted.
+    fn count(&self) -> FileCount {
+        FileCount {
+            feed: self.file.feed,
+            path: self.file.path.clone(),
+            delivery_date: self.file.date,
+            size: self.file.size,
+            sha256: self.sha256.clone(),
+            rows: self.raw.rows.len() as u64,
+            accepted: 0,
+            rejected: 0,
+        }
+    }
+}
+
+/// `BAD_RECORD`: a record of `cells` cells where the header has another number.
+fn bad_record(cells: usize) -> Problem {
+    Problem { field: String::new(), value: cells.to_string(), code: Code::BadRecord }
+}
+
 /// Reads and validates every file that a run for `run_date` reads.
 ///
 /// Feeds are read one at a time, in [`Feed::ALL`] order. The small feeds are loaded whole
@@ -137,10 +158,7 @@ pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going:
             selected.par_iter().map(|&file| load(store, file).map_err(|e| (file, e))).collect();
         let mut files = Vec::new();
         for result in loaded {
-            match skip_or_fail(result, keep_going, &mut v.ingest.skipped)? {
-                Some(l) => files.push(l),
-                None => continue,
-            }
+            files.extend(skip_or_fail(result, keep_going, &mut v.ingest.skipped)?);
         }
         let of_feed: Vec<&Loaded> = files.iter().collect();
         v.feed(feed, &of_feed)?;
@@ -282,17 +300,7 @@ fn key_of(feed: Feed, cells: &[String]) -> Vec<String> {
 
 impl Validator {
     fn count_loaded(&mut self, l: &Loaded) -> usize {
-        let count = FileCount {
-            feed: l.file.feed,
-            path: l.file.path.clone(),
-            delivery_date: l.file.date,
-            size: l.file.size,
-            sha256: l.sha256.clone(),
-            rows: l.raw.rows.len() as u64,
-            accepted: 0,
-            rejected: 0,
-        };
-        self.ingest.count_file(&count, &l.raw.warnings)
+        self.ingest.count_file(l.count(), &l.raw.warnings)
     }
 
     fn key_problem(&self, feed: Feed, cells: &[String], code: Code) -> Problem {
@@ -320,11 +328,7 @@ impl Validator {
                 .par_iter()
                 .map(|r| {
                     let result = match &r.cells {
-                        Err(n) => Err(vec![Problem {
-                            field: String::new(),
-                            value: n.to_string(),
-                            code: Code::BadRecord,
-                        }]),
+                        Err(n) => Err(vec![bad_record(*n)]),
                         Ok(cells) => {
                             let mut rc = RowCheck::new(feed.columns(), cells);
                             let value = check(&mut rc, ctx, l.file);
@@ -490,7 +494,7 @@ impl Validator {
                         let Some(checked) = skip_or_fail(result, keep_going, &mut ingest.skipped)? else {
                             continue;
                         };
-                        let idx = ingest.count_file(&checked.count, &checked.warnings);
+                        let idx = ingest.count_file(checked.count, &checked.warnings);
                         for (row, problems) in checked.rejected {
                             ingest.reject(idx, row, problems);
                         }
@@ -624,10 +628,7 @@ fn check_transaction_file(store: &Store, file: &DeliveryFile, ctx: &Context) -> 
     for r in &l.raw.rows {
         let cells = match &r.cells {
             Err(n) => {
-                rejected.push((
-                    r.row,
-                    vec![Problem { field: String::new(), value: n.to_string(), code: Code::BadRecord }],
-                ));
+                rejected.push((r.row, vec![bad_record(*n)]));
                 continue;
             }
             Ok(cells) => cells,
@@ -648,17 +649,7 @@ fn check_transaction_file(store: &Store, file: &DeliveryFile, ctx: &Context) -> 
             _ => rejected.push((r.row, rc.problems)),
         }
     }
-    let count = FileCount {
-        feed,
-        path: file.path.clone(),
-        delivery_date: file.date,
-        size: file.size,
-        sha256: l.sha256,
-        rows: l.raw.rows.len() as u64,
-        accepted: 0,
-        rejected: 0,
-    };
-    Ok(CheckedFile { count, warnings: l.raw.warnings, rejected, candidates })
+    Ok(CheckedFile { count: l.count(), warnings: l.raw.warnings, rejected, candidates })
 }
 
 /// A 128-bit hash of the canonical cells (two SipHash passes with different keys).

@@ -79,6 +79,11 @@ impl<'a> Table<'a> {
         self.columns.first().map_or(0, |(_, v)| v.len())
     }
 
+    /// The same columns with no rows.
+    pub fn empty_like(&self) -> Table<'a> {
+        Table { name: self.name, columns: self.columns.iter().map(|(n, v)| (*n, v.empty_like())).collect() }
+    }
+
     /// The same report with only the rows at `rows` (in that order).
     pub fn select(&self, rows: &[usize]) -> Table<'a> {
         fn pick<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
