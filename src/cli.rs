@@ -107,6 +107,12 @@ pub struct CommonArgs {
     /// Exit 1 when any row was rejected (the reports are still written).
     #[arg(long)]
     pub strict: bool,
+
+    /// Transactions per partner range: the rules and reports go range by range, so this bounds
+    /// the earning lines held at once (smaller: less memory; larger: fewer, longer pieces).
+    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..),
+          env = "INCENTIVES_RANGE_LINES")]
+    pub range_lines: u64,
 }
 
 fn parse_run_date(s: &str) -> Result<NaiveDate, String> {
@@ -122,6 +128,7 @@ impl CommonArgs {
             date: self.date,
             output: self.output.clone(),
             keep_going: self.keep_going,
+            range_lines: usize::try_from(self.range_lines).unwrap_or(usize::MAX),
         }
     }
 }

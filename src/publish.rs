@@ -184,6 +184,33 @@ impl std::io::Write for StagedFile {
     }
 }
 
+/// A staged file read back (see [`Publication::open_staged`]).
+pub enum Staged {
+    File(std::fs::File),
+    Bytes(bytes::Bytes),
+}
+
+impl Staged {
+    /// Fills `buf` from the file's bytes at `offset`.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match self {
+            Staged::File(f) => std::os::unix::fs::FileExt::read_exact_at(f, buf, offset),
+            Staged::Bytes(b) => {
+                let at = usize::try_from(offset).ok().filter(|&at| at + buf.len() <= b.len()).ok_or_else(
+                    || {
+                        std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "range past the end of the staged object",
+                        )
+                    },
+                )?;
+                buf.copy_from_slice(&b[at..at + buf.len()]);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Where a date's manifest lives.
 pub fn manifest_path(date: NaiveDate) -> String {
     format!("runs/{date}/manifest.json")
@@ -276,14 +303,19 @@ impl Publication {
         Ok(StagedFile { rel: rel.to_string(), staged, sink, hasher: <sha2::Sha256 as sha2::Digest>::new() })
     }
 
-    /// A staged local file opened for reading (to cut exports from a report's bytes); `None`
-    /// on an object store.
-    pub fn open_staged(&self, rel: &str) -> Result<Option<std::fs::File>> {
-        let Some(root) = self.store.local_root() else { return Ok(None) };
-        let path = root.join(format!("{}/{rel}", self.staging));
-        std::fs::File::open(&path)
-            .map(Some)
-            .map_err(|e| Error::Storage(format!("reading back {}: {e}", path.display())))
+    /// A completed staged file opened for reading (exports are cut from a report's bytes): the
+    /// local file, or the object read back whole.
+    pub fn open_staged(&self, rel: &str) -> Result<Staged> {
+        let staged = format!("{}/{rel}", self.staging);
+        match self.store.local_root() {
+            Some(root) => {
+                let path = root.join(&staged);
+                std::fs::File::open(&path)
+                    .map(Staged::File)
+                    .map_err(|e| Error::Storage(format!("reading back {}: {e}", path.display())))
+            }
+            None => self.store.get(&staged).map(Staged::Bytes),
+        }
     }
 
     /// Completes a file opened with [`Publication::create`]; returns its SHA-256 (hex).

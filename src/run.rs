@@ -19,6 +19,7 @@ use crate::reports::writer::{self, Chunk};
 use crate::reports::{Table, csv_out, exports, rejects};
 use crate::rules;
 use crate::store::Store;
+use rayon::prelude::*;
 
 /// What a run is asked to do (the command line, as data).
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct Options {
     pub date: Option<NaiveDate>,
     pub output: String,
     pub keep_going: bool,
+    /// Transactions per partner range of the rules (see [`rules::Plan`]).
+    pub range_lines: usize,
     /// Stage lines on stderr (a person at a terminal, not cron).
     pub progress: bool,
 }
@@ -160,53 +163,36 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut publication = Publication::begin(&out, d)?;
     progress.stage(&format!("validating the feeds for {d}"));
     let ingest = ingest(&p, opts.keep_going)?;
-    progress.stage("applying the rules");
+    progress.stage("applying the rules and writing the reports");
     let data_as_of = ingest.data_as_of();
     let run_id = run_id(d, &ingest, &p.programs);
-    let results = rules::evaluate(&ingest.feeds, &p.programs, d)?;
-    progress.stage("writing reports and exports");
     let metadata = [
         ("program_version", env!("CARGO_PKG_VERSION").to_string()),
         ("run_date", d.to_string()),
         ("run_id", run_id.clone()),
     ];
-    // Each report is written a chunk of rows at a time, straight into its staged files, then
-    // exported partner by partner; small files are staged as soon as they are made.
+    let plan = rules::Plan::new(&ingest.feeds, &p.programs, d, opts.range_lines)?;
+    let partner_ids = plan.partner_ids();
+    let reports = write_reports(&mut publication, &plan, &partner_ids, data_as_of, &metadata)?;
+    progress.stage("writing the exports");
     let mut staging = Staging {
         publication: &mut publication,
         pending: Vec::new(),
         outputs: BTreeMap::new(),
         written: Vec::new(),
     };
-    let mut partner_ids: Vec<&str> = ingest.feeds.partners.iter().map(|p| p.partner_id.as_str()).collect();
-    partner_ids.sort_unstable();
-    for report in Report::ALL {
+    for (report, w) in reports {
         let started = std::time::Instant::now();
-        let source = Source { report, run_date: d, data_as_of, results: &results };
-        let exported = exports::EXPORTED.contains(&report.name());
-        let build = |rows: Vec<_>| Chunk {
-            table: source.table(&rows),
-            keys: if exported { source.keys(&rows) } else { Vec::new() },
-        };
-        let w = staging.report(
-            &source.table(&[]),
-            source.rows(),
-            source.chunks(CHUNK_ROWS),
-            build,
-            d,
-            &metadata,
-        )?;
-        let written = started.elapsed().as_secs_f64();
-        if exported {
-            // A partner's export holds its rows of the report, program by program: cut from the
-            // report's CSV where it is a local file, else formatted again.
-            let header = csv_out::to_csv(&source.table(&[]));
+        staging.record(&w);
+        if exports::EXPORTED.contains(&report.name()) {
+            // A partner's export holds its rows of the report, program by program, cut from the
+            // report's staged CSV.
+            let shape = Source { report, run_date: d, data_as_of, results: &[], partners: &partner_ids };
+            let header = csv_out::to_csv(&shape.table(&[]));
             let staged = staging.publication.open_staged(&w.csv.0)?;
-            let file_of = |id: &str| -> Result<(u64, Vec<u8>)> {
-                let Some(file) = &staged else {
-                    return Ok(exports::csv_file(&source.table(&source.partner_rows(id))));
-                };
-                writer::cut(file, &w.segments, results.len() as u32, id, &header)
+            let programs = plan.programs.len() as u32;
+            let file_of = |i: usize| -> Result<(u64, Vec<u8>)> {
+                writer::cut(&staged, &w.segments, programs, i as u32, &header)
                     .map_err(|e| Error::Storage(format!("reading back {}: {e}", w.csv.0)))
             };
             exports::export_report(d, &partner_ids, report.name(), file_of, |p, n, b| {
@@ -215,16 +201,15 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         }
         tracing::debug!(
             report = report.name(),
-            rows = source.rows(),
-            report_s = %format!("{written:.1}"),
-            exports_s = %format!("{:.1}", started.elapsed().as_secs_f64() - written),
-            "written"
+            rows = w.rows,
+            exports_s = %format!("{:.1}", started.elapsed().as_secs_f64()),
+            "exported"
         );
     }
     let rejects = rejects::table(d, &ingest.rejects);
-    let (shape, rows) = (rejects.empty_like(), rejects.rows());
+    let shape = rejects.empty_like();
     let whole = |table| Chunk { table, keys: Vec::new() };
-    staging.report(&shape, rows, std::iter::once(rejects), whole, d, &metadata)?;
+    staging.report(&shape, std::iter::once(rejects), whole, d, &metadata)?;
     exports::export_access(d, &partner_ids, &ingest.feeds.users, |p, n, b| staging.small(p, n, b))?;
     staging.flush()?;
     let Staging { outputs, mut written, .. } = staging;
@@ -295,23 +280,89 @@ impl Staging<'_> {
         Ok(())
     }
 
-    /// Writes one report of `rows` rows as CSV and parquet (see [`writer::write_report`]).
+    /// Writes a whole report as CSV and parquet (see [`writer::write_report`]).
     fn report<'r, C: Send>(
         &mut self,
         shape: &Table,
-        rows: usize,
         chunks: impl Iterator<Item = C>,
         build: impl Fn(C) -> Chunk<'r> + Sync,
         d: NaiveDate,
         metadata: &[(&str, String)],
-    ) -> Result<writer::Written<'r>> {
+    ) -> Result<()> {
         let w = writer::write_report(self.publication, shape, chunks, build, d, metadata)?;
+        self.record(&w);
+        Ok(())
+    }
+
+    /// Records a report's two files.
+    fn record(&mut self, w: &writer::Written) {
         for (path, sha256) in [w.csv.clone(), w.parquet.clone()] {
-            self.outputs.insert(path.clone(), Output { rows: rows as u64, sha256 });
+            self.outputs.insert(path.clone(), Output { rows: w.rows, sha256 });
             self.written.push(path);
         }
-        Ok(w)
     }
+}
+
+/// Pieces of the rules (see [`rules::Plan`]) computed and encoded at a time, while the group
+/// before them is written: enough to keep every core busy, few enough to bound memory.
+const PIECES_IN_FLIGHT: usize = 8;
+
+/// Applies the rules a group of pieces at a time and writes the five reports side by side:
+/// a group's pieces are computed, then its rows encoded, in parallel, while the group before
+/// it is appended to the reports. No more than two groups' rows are ever held.
+fn write_reports<'a>(
+    publication: &mut Publication,
+    plan: &rules::Plan<'a>,
+    partners: &[&'a str],
+    data_as_of: Option<NaiveDate>,
+    metadata: &[(&str, String)],
+) -> Result<Vec<(Report, writer::Written)>> {
+    let d = plan.run_date();
+    let shape = |report| Source { report, run_date: d, data_as_of, results: &[], partners }.table(&[]);
+    let mut writers = Report::ALL
+        .iter()
+        .map(|&r| writer::ReportWriter::new(publication, &shape(r), d, metadata))
+        .collect::<Result<Vec<_>>>()?;
+    let schemas: Vec<_> = writers.iter().map(|w| w.schema().clone()).collect();
+    let compute = |pieces: &[(usize, usize)]| -> Result<Vec<Vec<writer::Encoded>>> {
+        let results: Vec<rules::ProgramResult> =
+            pieces.par_iter().map(|&(p, r)| plan.piece(p, r)).collect::<Result<_>>()?;
+        let source = |report| Source { report, run_date: d, data_as_of, results: &results, partners };
+        let mut jobs = Vec::new();
+        for (k, &report) in Report::ALL.iter().enumerate() {
+            jobs.extend(source(report).chunks(CHUNK_ROWS).map(|rows| (k, rows)));
+        }
+        let encoded: Vec<(usize, writer::Encoded)> = jobs
+            .into_par_iter()
+            .map(|(k, rows)| {
+                let s = source(Report::ALL[k]);
+                let keys =
+                    if exports::EXPORTED.contains(&s.report.name()) { s.keys(&rows)? } else { Vec::new() };
+                Ok((k, writer::encode(Chunk { table: s.table(&rows), keys }, &schemas[k])?))
+            })
+            .collect::<Result<_>>()?;
+        let mut by_report: Vec<Vec<writer::Encoded>> = Report::ALL.iter().map(|_| Vec::new()).collect();
+        for (k, e) in encoded {
+            by_report[k].push(e);
+        }
+        Ok(by_report)
+    };
+    let pieces = plan.pieces();
+    let mut groups = pieces.chunks(PIECES_IN_FLIGHT);
+    let mut ready = groups.next().map(compute).transpose()?.unwrap_or_default();
+    loop {
+        let upcoming = groups.next();
+        let (written, next) = rayon::join(
+            || writers.par_iter_mut().zip(&ready).try_for_each(|(w, e)| w.write(e)),
+            || upcoming.map(compute).transpose(),
+        );
+        written?;
+        match next? {
+            Some(next) => ready = next,
+            None => break,
+        }
+    }
+    writers.into_iter().zip(Report::ALL).map(|(w, r)| Ok((r, w.finish(publication)?))).collect()
 }
 
 /// The current time, RFC 3339 in UTC: only the manifest carries wall-clock time.

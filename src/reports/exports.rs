@@ -59,22 +59,23 @@ fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
 
 /// The export files of one report (named `report`, one of [`EXPORTED`]) for every partner in
 /// `partner_ids`, handed to `sink` one at a time as `(path relative to the output, rows, CSV
-/// bytes)`. `file_of` gives a partner's rows of the report as CSV (header included) and their
-/// count.
+/// bytes)`. `file_of` gives the rows of the partner at a position in `partner_ids` as CSV
+/// (header included) and their count.
 pub fn export_report<E: Send>(
     run_date: chrono::NaiveDate,
     partner_ids: &[&str],
     report: &str,
-    file_of: impl Fn(&str) -> Result<(u64, Vec<u8>), E> + Sync,
+    file_of: impl Fn(usize) -> Result<(u64, Vec<u8>), E> + Sync,
     mut sink: impl FnMut(String, u64, Vec<u8>) -> Result<(), E>,
 ) -> Result<(), E> {
     // Partners' files are made in parallel, a chunk at a time, and handed over in order.
     use rayon::prelude::*;
-    for chunk in partner_ids.chunks(512) {
+    for (c, chunk) in partner_ids.chunks(512).enumerate() {
         let files: Vec<(String, u64, Vec<u8>)> = chunk
             .par_iter()
-            .map(|&id| {
-                let (rows, bytes) = file_of(id)?;
+            .enumerate()
+            .map(|(i, &id)| {
+                let (rows, bytes) = file_of(c * 512 + i)?;
                 let path = format!("exports/run_date={run_date}/{}/{report}.csv", folder_name(id));
                 Ok((path, rows, bytes))
             })
@@ -195,8 +196,9 @@ mod hostile_ids {
                 for (i, id) in report.text_column("partner_id").iter().enumerate() {
                     index.entry(id.as_deref().unwrap_or_default()).or_default().push(i);
                 }
-                let file_of =
-                    |id: &str| Ok(csv_file(&report.select(index.get(id).map(Vec::as_slice).unwrap_or_default())));
+                let file_of = |i: usize| {
+                    Ok(csv_file(&report.select(index.get(id_refs[i]).map(Vec::as_slice).unwrap_or_default())))
+                };
                 export_report(date, &id_refs, report.name, file_of, |p, n, b| {
                     files.push((p, n, b));
                     Ok::<(), ()>(())

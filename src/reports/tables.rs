@@ -1,10 +1,9 @@
 //! The rules' results as report tables, columns exactly as reports.md lists them. Row order is
-//! the spec's: the rules already sort within a program, and programs come sorted by id.
+//! the spec's: the rules sort within a piece, pieces come in partner order and programs by id.
 //!
-//! A report is never built whole: [`Source`] names its rows as (program, item) pairs and
-//! builds a [`Table`] for any slice of them, so a large report is written a chunk at a time
-//! and each partner's export is cut from the rows of that partner (binary searches, since
-//! every program's items are sorted by partner).
+//! A report is never built whole: [`Source`] names the rows of some results (pieces of
+//! programs, see [`crate::rules::Plan`]) as (result, item) pairs and builds a [`Table`] for
+//! any slice of them, so a report is written a chunk at a time.
 
 use std::borrow::Cow;
 
@@ -76,6 +75,8 @@ pub struct Source<'r, 'a> {
     pub run_date: NaiveDate,
     pub data_as_of: Option<NaiveDate>,
     pub results: &'r [ProgramResult<'a>],
+    /// Every accepted partner id, sorted: exports are keyed by position in it.
+    pub partners: &'r [&'a str],
 }
 
 impl<'r, 'a> Source<'r, 'a> {
@@ -117,21 +118,27 @@ impl<'r, 'a> Source<'r, 'a> {
         })
     }
 
-    /// The rows of one partner (as earner), in report order.
-    pub fn partner_rows(&self, partner: &str) -> Vec<RowRef> {
-        let mut out = Vec::new();
-        for (p, r) in self.results.iter().enumerate() {
-            let n = self.len_of(r);
-            let start = partition_point(n, |i| self.partner_of(r, i) < partner);
-            let end = start + partition_point(n - start, |i| self.partner_of(r, start + i) <= partner);
-            out.extend((start..end).map(|i| (p as u32, i as u32)));
+    /// (program index, partner position in `partners`) of each of `rows`: where a partner's
+    /// export is cut from.
+    pub fn keys(&self, rows: &[RowRef]) -> crate::error::Result<Vec<(u32, u32)>> {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut last: Option<(u32, &str, u32)> = None;
+        for &(p, i) in rows {
+            let r = &self.results[p as usize];
+            let partner = self.partner_of(r, i as usize);
+            let position = match last {
+                Some((lp, lpartner, position)) if lp == p && lpartner == partner => position,
+                _ => self.partners.binary_search(&partner).map_err(|_| {
+                    crate::error::Error::Internal(format!(
+                        "{}: partner {partner} is not accepted",
+                        self.report.name()
+                    ))
+                })? as u32,
+            };
+            last = Some((p, partner, position));
+            out.push((r.index, position));
         }
-        out
-    }
-
-    /// (program index, partner) of each of `rows`: where a partner's export is cut from.
-    pub fn keys(&self, rows: &[RowRef]) -> Vec<(u32, &'r str)> {
-        rows.iter().map(|&(p, i)| (p, self.partner_of(&self.results[p as usize], i as usize))).collect()
+        Ok(out)
     }
 
     /// The report's table of `rows`.
@@ -145,16 +152,6 @@ impl<'r, 'a> Source<'r, 'a> {
             Report::Dashboard => dashboard(d, self.data_as_of, results, rows),
         }
     }
-}
-
-/// The first index in `0..n` where `pred` turns false (`pred` true then false).
-fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
-    let (mut lo, mut hi) = (0, n);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if pred(mid) { lo = mid + 1 } else { hi = mid }
-    }
-    lo
 }
 
 fn eligibility<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef]) -> Table<'r> {

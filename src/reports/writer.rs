@@ -1,13 +1,13 @@
-//! Writing one report as CSV and parquet a chunk of rows at a time, with the encoding spread
-//! over the cores: a group of chunks is encoded in parallel (tables built, CSV text and Arrow
-//! arrays made) while the group before it is written, in order, to the two files. Memory stays
-//! at two groups of chunks whatever the report's size.
+//! Writing reports as CSV and parquet a chunk of rows at a time, with the encoding spread over
+//! the cores: chunks are encoded in parallel (tables built, CSV text and Arrow arrays made)
+//! while the chunks before them are written, in order, to the two files. Memory stays at two
+//! groups of chunks whatever the report's size.
 //!
 //! For an exported report it also records where each (program, partner) run of rows lies in
 //! the CSV, so that a partner's export can be cut from those bytes instead of being formatted
 //! a second time.
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -18,9 +18,9 @@ use rayon::prelude::*;
 
 use super::{Table, csv_out, parquet_out};
 use crate::error::{Error, Result};
-use crate::publish::Publication;
+use crate::publish::{Publication, Staged, StagedFile};
 
-/// Where the rows of one program (by index) and partner lie in a report's CSV.
+/// Where the rows of one program and partner lie in a report's CSV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
     pub start: u64,
@@ -28,25 +28,30 @@ pub struct Segment {
     pub rows: u64,
 }
 
-/// The segments of a report's CSV by (program index, partner id).
-pub type Segments<'r> = HashMap<(u32, &'r str), Segment>;
+/// A report row's export key: (program index, partner position in the sorted partner ids).
+pub type Key = (u32, u32);
 
-/// A chunk of a report: its table and, for an exported report, each row's (program index,
-/// partner id); empty when segments are not wanted.
+/// The segments of a report's CSV by key.
+pub type Segments = HashMap<Key, Segment>;
+
+/// A chunk of a report: its table and, for an exported report, each row's key; empty when
+/// segments are not wanted.
 pub struct Chunk<'r> {
     pub table: Table<'r>,
-    pub keys: Vec<(u32, &'r str)>,
+    pub keys: Vec<Key>,
 }
 
 /// A chunk ready to write: CSV bytes cut in pieces of one key each, and the Arrow rows.
-struct Encoded<'r> {
+pub struct Encoded {
     csv: Vec<u8>,
     /// (key, bytes, rows) of each run of rows with one key, in order.
-    pieces: Vec<((u32, &'r str), u64, u64)>,
+    pieces: Vec<(Key, u64, u64)>,
     batch: RecordBatch,
 }
 
-fn encode<'r>(chunk: Chunk<'r>, schema: &Arc<Schema>) -> Result<Encoded<'r>> {
+/// Formats a chunk as CSV text and Arrow arrays (under `schema`, [`ReportWriter::schema`]):
+/// independent work, done for many chunks in parallel.
+pub fn encode(chunk: Chunk, schema: &Arc<Schema>) -> Result<Encoded> {
     let Chunk { table, keys } = chunk;
     let internal = |e: std::io::Error| Error::Internal(format!("CSV of {} in memory: {e}", table.name));
     let mut w = csv_out::CsvRows::new(Vec::with_capacity(table.rows() * 160));
@@ -70,14 +75,14 @@ fn encode<'r>(chunk: Chunk<'r>, schema: &Arc<Schema>) -> Result<Encoded<'r>> {
     Ok(Encoded { csv, pieces, batch })
 }
 
-/// A partner's rows of a report, cut from the report's CSV `file` (written with segments):
+/// A partner's rows of a report, cut from the report's staged CSV (written with segments):
 /// `header`, then its segment of each of `programs` programs in order; returns the row count
 /// and the bytes.
 pub fn cut(
-    file: &std::fs::File,
+    csv: &Staged,
     segments: &Segments,
     programs: u32,
-    partner: &str,
+    partner: u32,
     header: &[u8],
 ) -> std::io::Result<(u64, Vec<u8>)> {
     let mut bytes = header.to_vec();
@@ -86,24 +91,120 @@ pub fn cut(
         if let Some(s) = segments.get(&(p, partner)) {
             let at = bytes.len();
             bytes.resize(at + (s.end - s.start) as usize, 0);
-            std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes[at..], s.start)?;
+            csv.read_exact_at(&mut bytes[at..], s.start)?;
             rows += s.rows;
         }
     }
     Ok((rows, bytes))
 }
 
-/// What [`write_report`] wrote: `(path, SHA-256)` of the CSV and the parquet file, and the
-/// CSV's segments (empty unless the chunks carried keys).
-pub struct Written<'r> {
+/// What a report writer wrote: `(path, SHA-256)` of the CSV and the parquet file, its rows,
+/// and the CSV's segments (empty unless the chunks carried keys).
+pub struct Written {
     pub csv: (String, String),
     pub parquet: (String, String),
-    pub segments: Segments<'r>,
+    pub rows: u64,
+    pub segments: Segments,
 }
 
-/// Writes a report (`shape` gives its name and columns; its rows are not written) from
-/// `chunks`, each turned into rows by `build`, to `<report>/run_date=D/` under the staging
-/// prefix of `publication`.
+/// One report being written to `<report>/run_date=D/` under the staging prefix, as CSV and
+/// parquet, from encoded chunks handed over in report order. Several are open at once: a run
+/// writes all its reports in one pass over the rules' pieces.
+pub struct ReportWriter {
+    name: &'static str,
+    csv_path: String,
+    parquet_path: String,
+    csv: StagedFile,
+    parquet: parquet_out::ParquetSink<StagedFile>,
+    /// Bytes of the CSV so far.
+    offset: u64,
+    rows: u64,
+    segments: Segments,
+}
+
+impl ReportWriter {
+    /// Opens the report shaped like `shape` (its name and columns; its rows are not written)
+    /// and writes the CSV header.
+    pub fn new(
+        publication: &Publication,
+        shape: &Table,
+        run_date: NaiveDate,
+        metadata: &[(&str, String)],
+    ) -> Result<ReportWriter> {
+        let dir = format!("{}/run_date={run_date}", shape.name);
+        let (csv_path, parquet_path) = (format!("{dir}/{}.csv", shape.name), format!("{dir}/part-0.parquet"));
+        let mut csv = publication.create(&csv_path)?;
+        let parquet = parquet_out::ParquetSink::new(shape, metadata, publication.create(&parquet_path)?)?;
+        let mut header = Vec::new();
+        csv_out::write_header(shape, &mut header)
+            .and_then(|()| csv.write_all(&header))
+            .map_err(|e| Error::Write { path: csv_path.clone(), reason: e.to_string() })?;
+        Ok(ReportWriter {
+            name: shape.name,
+            csv_path,
+            parquet_path,
+            csv,
+            parquet,
+            offset: header.len() as u64,
+            rows: 0,
+            segments: Segments::default(),
+        })
+    }
+
+    /// The Arrow schema chunks are encoded under.
+    pub fn schema(&self) -> &Arc<Schema> {
+        self.parquet.schema()
+    }
+
+    /// Appends chunks, in order: the CSV appends and the parquet encoding (dictionaries, zstd)
+    /// run side by side.
+    pub fn write(&mut self, encoded: &[Encoded]) -> Result<()> {
+        let ReportWriter { name, csv_path, csv, parquet, offset, rows, segments, .. } = self;
+        let write_csv = || -> Result<()> {
+            let csv_error =
+                |e: std::io::Error| Error::Write { path: csv_path.clone(), reason: e.to_string() };
+            for e in encoded {
+                csv.write_all(&e.csv).map_err(csv_error)?;
+                for &(key, bytes, n) in &e.pieces {
+                    let s = segments.entry(key).or_insert(Segment { start: *offset, end: *offset, rows: 0 });
+                    if s.end != *offset {
+                        return Err(Error::Internal(format!(
+                            "{name}: the rows of program {} and partner {} are not contiguous",
+                            key.0, key.1
+                        )));
+                    }
+                    s.end += bytes;
+                    s.rows += n;
+                    *offset += bytes;
+                }
+                if e.pieces.is_empty() {
+                    *offset += e.csv.len() as u64;
+                }
+                *rows += e.batch.num_rows() as u64;
+            }
+            Ok(())
+        };
+        let write_parquet =
+            || -> Result<()> { encoded.iter().try_for_each(|e| parquet.write_batch(&e.batch)) };
+        let (c, p) = rayon::join(write_csv, write_parquet);
+        c.and(p)
+    }
+
+    /// Completes both files.
+    pub fn finish(self, publication: &mut Publication) -> Result<Written> {
+        let csv_sha = publication.finish(self.csv)?;
+        let parquet_sha = publication.finish(self.parquet.close()?)?;
+        Ok(Written {
+            csv: (self.csv_path, csv_sha),
+            parquet: (self.parquet_path, parquet_sha),
+            rows: self.rows,
+            segments: self.segments,
+        })
+    }
+}
+
+/// Writes a whole report from `chunks`, each turned into rows by `build`: a group of chunks is
+/// encoded in parallel while the group before it is written.
 pub fn write_report<'r, C: Send>(
     publication: &mut Publication,
     shape: &Table,
@@ -111,62 +212,20 @@ pub fn write_report<'r, C: Send>(
     build: impl Fn(C) -> Chunk<'r> + Sync,
     run_date: NaiveDate,
     metadata: &[(&str, String)],
-) -> Result<Written<'r>> {
-    let dir = format!("{}/run_date={run_date}", shape.name);
-    let (csv_path, parquet_path) = (format!("{dir}/{}.csv", shape.name), format!("{dir}/part-0.parquet"));
-    let mut csv = publication.create(&csv_path)?;
-    let mut parquet = parquet_out::ParquetSink::new(shape, metadata, publication.create(&parquet_path)?)?;
-    let schema = parquet.schema().clone();
-    let csv_error = |e: std::io::Error| Error::Write { path: csv_path.clone(), reason: e.to_string() };
-    let mut header = Vec::new();
-    csv_out::write_header(shape, &mut header).map_err(csv_error)?;
-    csv.write_all(&header).map_err(csv_error)?;
-    let mut offset = header.len() as u64;
-    let mut segments = Segments::new();
-
+) -> Result<Written> {
+    let mut writer = ReportWriter::new(publication, shape, run_date, metadata)?;
+    let schema = writer.schema().clone();
     let group = 2 * rayon::current_num_threads().max(1);
     let mut chunks = chunks.fuse();
-    let encode_group = |group: Vec<C>| -> Result<Vec<Encoded<'r>>> {
+    let encode_group = |group: Vec<C>| -> Result<Vec<Encoded>> {
         group.into_par_iter().map(|c| encode(build(c), &schema)).collect()
     };
     let mut ready = encode_group(chunks.by_ref().take(group).collect())?;
     while !ready.is_empty() {
         let upcoming: Vec<C> = chunks.by_ref().take(group).collect();
-        // The CSV appends and the parquet encoding (dictionaries, zstd) of a group are
-        // independent, and both run beside the encoding of the next group.
-        let write_csv = || -> Result<()> {
-            for e in &ready {
-                csv.write_all(&e.csv).map_err(csv_error)?;
-                for &(key, bytes, rows) in &e.pieces {
-                    let s = segments.entry(key).or_insert(Segment { start: offset, end: offset, rows: 0 });
-                    if s.end != offset {
-                        return Err(Error::Internal(format!(
-                            "{}: the rows of program {} and partner {} are not contiguous",
-                            shape.name, key.0, key.1
-                        )));
-                    }
-                    s.end += bytes;
-                    s.rows += rows;
-                    offset += bytes;
-                }
-                if e.pieces.is_empty() {
-                    offset += e.csv.len() as u64;
-                }
-            }
-            Ok(())
-        };
-        let write_parquet = || -> Result<()> { ready.iter().try_for_each(|e| parquet.write_batch(&e.batch)) };
-        let (written, next) = rayon::join(
-            || {
-                let (c, p) = rayon::join(write_csv, write_parquet);
-                c.and(p)
-            },
-            || encode_group(upcoming),
-        );
+        let (written, next) = rayon::join(|| writer.write(&ready), || encode_group(upcoming));
         written?;
         ready = next?;
     }
-    let csv_sha = publication.finish(csv)?;
-    let parquet_sha = publication.finish(parquet.close()?)?;
-    Ok(Written { csv: (csv_path, csv_sha), parquet: (parquet_path, parquet_sha), segments })
+    writer.finish(publication)
 }

@@ -124,43 +124,12 @@ struct Pending<'a> {
     original_period: Option<Period>,
 }
 
-/// Computes the earning lines and unearned sales of `program`. `transactions` are the accepted
-/// ones in the order of feeds.md (sales, then refunds in the order they were checked).
-///
-/// Everything a line depends on (eligibility, tier revenue, the clawbacks of a sale) belongs
-/// to one earner, and a refund has its sale's earner, so the work is split by earner into
-/// partitions computed in parallel.
+/// Computes the earning lines and unearned sales of `program` from `transactions`: the
+/// accepted ones in the order of feeds.md (sales, then refunds in the order they were
+/// checked), all of them or those of some earners. Everything a line depends on (eligibility,
+/// tier revenue, the clawbacks of a sale) belongs to its earner, and a refund has its sale's
+/// earner, so earners can be computed apart.
 pub fn earnings<'a>(
-    program: &'a Program,
-    transactions: &'a [Transaction],
-    refs: &References<'a>,
-    rates: &Rates,
-) -> Result<ProgramEarnings<'a>> {
-    use rayon::prelude::*;
-    const PARTITIONS: usize = 64;
-    let mut parts: Vec<Vec<&'a Transaction>> = vec![Vec::new(); PARTITIONS];
-    for t in transactions {
-        if let Some(e) = earner(t, program.partner_type) {
-            let h = std::hash::BuildHasher::hash_one(&crate::hash::State::default(), e);
-            parts[(h % PARTITIONS as u64) as usize].push(t);
-        }
-    }
-    let results: Vec<ProgramEarnings<'a>> =
-        parts.into_par_iter().map(|part| earnings_of(program, &part, refs, rates)).collect::<Result<_>>()?;
-    let mut out = ProgramEarnings::default();
-    // One allocation of the final size: growing by doubling would hold up to twice the lines.
-    out.lines.reserve_exact(results.iter().map(|r| r.lines.len()).sum());
-    out.unearned.reserve_exact(results.iter().map(|r| r.unearned.len()).sum());
-    for r in results {
-        out.lines.extend(r.lines);
-        out.unearned.extend(r.unearned);
-        out.last_transaction.extend(r.last_transaction);
-    }
-    Ok(out)
-}
-
-/// [`earnings`] of the transactions of some earners (in the order of feeds.md).
-fn earnings_of<'a>(
     program: &'a Program,
     transactions: &[&'a Transaction],
     refs: &References<'a>,

@@ -165,14 +165,16 @@ impl EligibilityRow {
     }
 }
 
-/// The eligibility of every accepted partner of the program's type on the run date, sorted by
-/// partner id.
-pub fn eligibility(program: &Program, refs: &References, run_date: NaiveDate) -> Vec<EligibilityRow> {
-    let mut partners: Vec<&Partner> =
-        refs.partners.values().copied().filter(|p| p.partner_type == program.partner_type).collect();
-    partners.sort_by(|a, b| a.partner_id.cmp(&b.partner_id));
+/// The eligibility on the run date of those of `partners` that have the program's type, in
+/// the order given (the report's order is by partner id).
+pub fn eligibility<'p>(
+    program: &Program,
+    refs: &References,
+    run_date: NaiveDate,
+    partners: impl Iterator<Item = &'p Partner>,
+) -> Vec<EligibilityRow> {
     partners
-        .into_iter()
+        .filter(|p| p.partner_type == program.partner_type)
         .map(|p| {
             let req = Requirements::new(program, p, refs);
             EligibilityRow {

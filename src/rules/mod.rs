@@ -16,14 +16,17 @@ use rayon::prelude::*;
 use crate::config::Program;
 use crate::error::Result;
 use crate::feeds::Feeds;
+use crate::feeds::tables::{Partner, PartnerType, PaymentProfile, Transaction};
 use earnings::{Line, Rates, Unearned};
 use eligibility::{EligibilityRow, References};
 use payouts::{Group, Totals};
 
-/// Everything one program yields on a run date.
+/// What one program yields on a run date, for all its partners or for a range of them.
 #[derive(Debug)]
 pub struct ProgramResult<'a> {
     pub program: &'a Program,
+    /// The program's position among the run's programs sorted by id.
+    pub index: u32,
     /// Sorted by partner id.
     pub eligibility: Vec<EligibilityRow>,
     /// Sorted by partner, transaction date, transaction id.
@@ -48,49 +51,192 @@ impl ProgramResult<'_> {
     }
 }
 
-/// Applies every program to the accepted feeds; results sorted by program id.
+/// The rules of a run, ready to be applied a piece at a time.
+///
+/// The accepted partners, sorted by id, are cut into contiguous *ranges* of about
+/// `range_lines` transactions (counted as reseller and as provider). Everything a report row
+/// depends on (eligibility, tier revenue, clawbacks, the payout balance, dashboard totals)
+/// belongs to one partner, so a (program, range) *piece* is computed on its own, its rows come
+/// out already in report order, and a run never holds more than a few pieces' earning lines.
+pub struct Plan<'a> {
+    /// Sorted by id.
+    pub programs: Vec<&'a Program>,
+    run_date: NaiveDate,
+    refs: References<'a>,
+    rates: Rates<'a>,
+    profiles: HashMap<&'a str, &'a PaymentProfile>,
+    transactions: &'a [Transaction],
+    /// Every accepted partner, sorted by id.
+    partners: Vec<&'a Partner>,
+    /// Ranges of `partners`.
+    ranges: Vec<std::ops::Range<usize>>,
+    /// Transactions by the range of their reseller, then of their provider.
+    by_reseller: Bucketed,
+    by_provider: Bucketed,
+}
+
+/// Indices of transactions grouped by range, each group in feed order (a counting sort).
+struct Bucketed {
+    order: Vec<u32>,
+    /// Range `r` is `order[starts[r]..starts[r + 1]]`.
+    starts: Vec<usize>,
+}
+
+impl Bucketed {
+    fn new(
+        ranges: usize,
+        range_of: impl Fn(&Transaction) -> Option<usize>,
+        transactions: &[Transaction],
+    ) -> Self {
+        let mut starts = vec![0usize; ranges + 1];
+        for t in transactions {
+            if let Some(r) = range_of(t) {
+                starts[r + 1] += 1;
+            }
+        }
+        for r in 0..ranges {
+            starts[r + 1] += starts[r];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0u32; starts[ranges]];
+        for (i, t) in transactions.iter().enumerate() {
+            if let Some(r) = range_of(t) {
+                order[next[r]] = i as u32;
+                next[r] += 1;
+            }
+        }
+        Bucketed { order, starts }
+    }
+
+    fn of(&self, range: usize) -> &[u32] {
+        &self.order[self.starts[range]..self.starts[range + 1]]
+    }
+}
+
+impl<'a> Plan<'a> {
+    /// Plans the programs over the accepted feeds, with ranges of about `range_lines`
+    /// transactions (at least one partner each).
+    pub fn new(
+        feeds: &'a Feeds,
+        programs: &'a [Program],
+        run_date: NaiveDate,
+        range_lines: usize,
+    ) -> Result<Self> {
+        if feeds.transactions.len() > u32::MAX as usize {
+            return Err(crate::error::Error::Data(format!(
+                "{} accepted transactions: one run handles at most {}",
+                feeds.transactions.len(),
+                u32::MAX
+            )));
+        }
+        let refs = References::new(feeds);
+        let mut partners: Vec<&Partner> = feeds.partners.iter().collect();
+        partners.sort_unstable_by(|a, b| a.partner_id.cmp(&b.partner_id));
+        let position: HashMap<&str, usize> =
+            partners.iter().enumerate().map(|(i, p)| (p.partner_id.as_str(), i)).collect();
+        let mut weight = vec![0usize; partners.len()];
+        for t in &feeds.transactions {
+            for id in [Some(&*t.reseller_id), t.provider_id.as_deref()].into_iter().flatten() {
+                if let Some(&i) = position.get(id) {
+                    weight[i] += 1;
+                }
+            }
+        }
+        let mut ranges = Vec::new();
+        let (mut start, mut lines) = (0, 0);
+        for (i, w) in weight.iter().enumerate() {
+            lines += w;
+            if lines >= range_lines.max(1) || i + 1 == partners.len() {
+                ranges.push(start..i + 1);
+                (start, lines) = (i + 1, 0);
+            }
+        }
+        let mut range_of_partner = vec![0usize; partners.len()];
+        for (r, range) in ranges.iter().enumerate() {
+            range_of_partner[range.clone()].fill(r);
+        }
+        let range_of = |id: Option<&str>| id.and_then(|id| position.get(id)).map(|&i| range_of_partner[i]);
+        let (by_reseller, by_provider) = rayon::join(
+            || Bucketed::new(ranges.len(), |t| range_of(Some(&t.reseller_id)), &feeds.transactions),
+            || Bucketed::new(ranges.len(), |t| range_of(t.provider_id.as_deref()), &feeds.transactions),
+        );
+        let mut ordered: Vec<&Program> = programs.iter().collect();
+        ordered.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Plan {
+            programs: ordered,
+            run_date,
+            refs,
+            rates: Rates::new(&feeds.fx_rates),
+            profiles: feeds.payment_profiles.iter().map(|p| (p.partner_id.as_str(), p)).collect(),
+            transactions: &feeds.transactions,
+            partners,
+            ranges,
+            by_reseller,
+            by_provider,
+        })
+    }
+
+    pub fn run_date(&self) -> NaiveDate {
+        self.run_date
+    }
+
+    /// Every accepted partner id, sorted.
+    pub fn partner_ids(&self) -> Vec<&'a str> {
+        self.partners.iter().map(|p| p.partner_id.as_str()).collect()
+    }
+
+    /// The (program, range) pieces in report order: program by program, ranges in order.
+    pub fn pieces(&self) -> Vec<(usize, usize)> {
+        (0..self.programs.len()).flat_map(|p| (0..self.ranges.len()).map(move |r| (p, r))).collect()
+    }
+
+    /// The result of program `p` (index in [`Plan::programs`]) for the partners of range `r`.
+    pub fn piece(&self, p: usize, r: usize) -> Result<ProgramResult<'a>> {
+        let program = self.programs[p];
+        let partners = self.partners[self.ranges[r].clone()].iter().copied();
+        let eligibility = eligibility::eligibility(program, &self.refs, self.run_date, partners);
+        let bucket = match program.partner_type {
+            PartnerType::IndirectProvider => self.by_provider.of(r),
+            PartnerType::DirectReseller | PartnerType::IndirectReseller => self.by_reseller.of(r),
+        };
+        let transactions: Vec<&'a Transaction> =
+            bucket.iter().map(|&i| &self.transactions[i as usize]).collect();
+        let mut e = earnings::earnings(program, &transactions, &self.refs, &self.rates)?;
+        // (partner, date, id) is unique within a program: an unstable sort is deterministic.
+        let order = |p: &'a str, t: &'a Transaction| (p, t.transaction_date, &*t.transaction_id);
+        e.lines.sort_unstable_by(|a, b| order(a.partner_id, a.tx).cmp(&order(b.partner_id, b.tx)));
+        e.unearned.sort_unstable_by(|a, b| order(a.partner_id, a.tx).cmp(&order(b.partner_id, b.tx)));
+        let groups = payouts::payouts(program, &e.lines, &self.profiles, self.run_date);
+        let mut by_partner: HashMap<&str, Totals> = HashMap::default();
+        for g in &groups {
+            by_partner.entry(g.partner_id.as_str()).or_default().add(g);
+        }
+        let totals = eligibility
+            .iter()
+            .map(|row| by_partner.get(row.partner_id.as_str()).cloned().unwrap_or_default())
+            .collect();
+        Ok(ProgramResult {
+            program,
+            index: p as u32,
+            eligibility,
+            lines: e.lines,
+            unearned: e.unearned,
+            groups,
+            totals,
+            last_transaction: e.last_transaction,
+        })
+    }
+}
+
+/// Applies every program to the accepted feeds, whole: one result per program, sorted by
+/// program id. (A run goes piece by piece through a [`Plan`].)
 pub fn evaluate<'a>(
     feeds: &'a Feeds,
     programs: &'a [Program],
     run_date: NaiveDate,
 ) -> Result<Vec<ProgramResult<'a>>> {
-    let refs = References::new(feeds);
-    let rates = Rates::new(&feeds.fx_rates);
-    let profiles: HashMap<&str, &crate::feeds::tables::PaymentProfile> =
-        feeds.payment_profiles.iter().map(|p| (p.partner_id.as_str(), p)).collect();
-    let mut ordered: Vec<&Program> = programs.iter().collect();
-    ordered.sort_by(|a, b| a.id.cmp(&b.id));
-    ordered
-        .into_par_iter()
-        .map(|program| {
-            let eligibility = eligibility::eligibility(program, &refs, run_date);
-            let mut e = earnings::earnings(program, &feeds.transactions, &refs, &rates)?;
-            // (partner, date, id) is unique within a program: an unstable sort is deterministic.
-            let order = |p: &'a str, t: &'a crate::feeds::tables::Transaction| {
-                (p, t.transaction_date, &*t.transaction_id)
-            };
-            e.lines.par_sort_unstable_by(|a, b| order(a.partner_id, a.tx).cmp(&order(b.partner_id, b.tx)));
-            e.unearned.par_sort_unstable_by(|a, b| order(a.partner_id, a.tx).cmp(&order(b.partner_id, b.tx)));
-            let groups = payouts::payouts(program, &e.lines, &profiles, run_date);
-            let mut by_partner: HashMap<&str, Totals> = HashMap::default();
-            for g in &groups {
-                by_partner.entry(g.partner_id.as_str()).or_default().add(g);
-            }
-            let totals = eligibility
-                .iter()
-                .map(|row| by_partner.get(row.partner_id.as_str()).cloned().unwrap_or_default())
-                .collect();
-            Ok(ProgramResult {
-                program,
-                eligibility,
-                lines: e.lines,
-                unearned: e.unearned,
-                groups,
-                totals,
-                last_transaction: e.last_transaction,
-            })
-        })
-        .collect()
+    let plan = Plan::new(feeds, programs, run_date, usize::MAX)?;
+    plan.pieces().into_par_iter().map(|(p, r)| plan.piece(p, r)).collect()
 }
 #[cfg(test)]
 mod tests;
