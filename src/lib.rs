@@ -16,5 +16,6 @@ pub mod reports;
 pub mod rules;
 pub mod run;
 pub mod store;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -1,40 +1,10 @@
 //! The accepted rows of a run, typed: what the rules work on. Every value here passed the
 //! checks of feeds.md; money is exact (`i128` units at the scale named on the field).
 
-use crate::hash::HashSet;
-use std::sync::{Arc, Mutex};
-
 use chrono::NaiveDate;
 
-/// Shared text of a transaction: partner, customer, product, family and currency ids repeat on
-/// millions of lines, so each distinct value is held once ([`Interner`]).
-pub type Text = Arc<str>;
-
-/// Hands out one shared [`Text`] per distinct value. Sharded so that files validated in
-/// parallel rarely wait for each other.
-pub struct Interner {
-    shards: Vec<Mutex<HashSet<Text>>>,
-}
-
-impl Default for Interner {
-    fn default() -> Self {
-        Interner { shards: (0..64).map(|_| Mutex::new(HashSet::default())).collect() }
-    }
-}
-
-impl Interner {
-    pub fn get(&self, s: &str) -> Text {
-        use std::hash::BuildHasher;
-        let shard = crate::hash::State::default().hash_one(s) as usize % self.shards.len();
-        let mut set = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = set.get(s) {
-            return t.clone();
-        }
-        let t: Text = Arc::from(s);
-        set.insert(t.clone());
-        t
-    }
-}
+/// Text of a transaction: a 4-byte handle (ids repeat on millions of lines; see [`crate::text`]).
+pub use crate::text::Text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PartnerType {
@@ -167,8 +137,8 @@ pub struct FxRate {
     pub usd_rate: i128,
 }
 
-/// An accepted transaction. Repeated ids are shared [`Text`]; a refund's
-/// `original_transaction_id` shares its sale's id.
+/// An accepted transaction. Ids are [`Text`] handles; a refund's `original_transaction_id` is
+/// its sale's handle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
     pub transaction_id: Text,

@@ -267,8 +267,6 @@ struct Context {
     partners: HashSet<String>,
     /// Currency -> first days of the months with an accepted rate.
     rates: HashMap<String, HashSet<NaiveDate>>,
-    /// Shared text of the transactions' repeated ids.
-    interner: Interner,
 }
 
 /// A row that passed the cell and reference checks and waits for its key check.
@@ -472,9 +470,24 @@ impl Validator {
         let feed = Feed::Transactions;
         let Validator { ingest, ctx } = self;
         let ctx = &*ctx;
-        // Transaction id -> the holder's canonical hash and, for a sale, its index in `accepted`.
-        let mut held: HashMap<Text, (u128, Option<usize>)> = HashMap::default();
+        // Transaction id -> the holder's index in `accepted`, and each accepted row's canonical
+        // hash (the keys die with this function; the canonical hashes too).
+        let mut held: HashMap<Text, u32> = HashMap::default();
         let mut accepted: Vec<Transaction> = Vec::new();
+        let mut canon: Vec<u128> = Vec::new();
+        let claim = |held: &mut HashMap<Text, u32>,
+                     accepted: &mut Vec<Transaction>,
+                     canon: &mut Vec<u128>,
+                     c: TxCandidate|
+         -> Result<()> {
+            let i = u32::try_from(accepted.len()).map_err(|_| {
+                Error::Data(format!("more than {} accepted transactions in one run", u32::MAX))
+            })?;
+            held.insert(c.value.transaction_id, i);
+            canon.push(c.canon);
+            accepted.push(c.value);
+            Ok(())
+        };
         let mut refunds = Vec::new();
         let key_problem = |c: &TxCandidate, holder: u128| Problem {
             field: "transaction_id".into(),
@@ -502,13 +515,12 @@ impl Validator {
                             c.file = idx;
                             if c.value.transaction_type == TransactionType::Refund {
                                 refunds.push(c);
-                            } else if let Some(&(holder, _)) = held.get(&c.value.transaction_id) {
-                                let p = key_problem(&c, holder);
+                            } else if let Some(&holder) = held.get(&c.value.transaction_id) {
+                                let p = key_problem(&c, canon[holder as usize]);
                                 ingest.reject(c.file, c.row, vec![p]);
                             } else {
-                                held.insert(c.value.transaction_id.clone(), (c.canon, Some(accepted.len())));
                                 ingest.accept(c.file);
-                                accepted.push(c.value);
+                                claim(&mut held, &mut accepted, &mut canon, c)?;
                             }
                         }
                     }
@@ -522,7 +534,8 @@ impl Validator {
                 None => break,
             }
         }
-        let mut refunded: Vec<i128> = vec![0; accepted.len()];
+        // What was already refunded of each refunded sale.
+        let mut refunded: HashMap<usize, i128> = HashMap::default();
         refunds.par_sort_by(|a, b| {
             (a.value.delivery_date, a.value.transaction_date, &a.value.transaction_id).cmp(&(
                 b.value.delivery_date,
@@ -531,14 +544,18 @@ impl Validator {
             ))
         });
         for c in refunds {
-            if let Some(&(holder, _)) = held.get(&c.value.transaction_id) {
-                let p = key_problem(&c, holder);
+            if let Some(&holder) = held.get(&c.value.transaction_id) {
+                let p = key_problem(&c, canon[holder as usize]);
                 ingest.reject(c.file, c.row, vec![p]);
                 continue;
             }
             let r = &c.value;
-            let original_id = r.original_transaction_id.clone().expect("refunds have one");
-            let Some(&(_, Some(si))) = held.get(&original_id) else {
+            let original_id = r.original_transaction_id.expect("refunds have one");
+            let Some(si) = held
+                .get(&original_id)
+                .map(|&i| i as usize)
+                .filter(|&i| accepted[i].transaction_type == TransactionType::Sale)
+            else {
                 let p = Problem {
                     field: "original_transaction_id".into(),
                     value: original_id.to_string(),
@@ -565,7 +582,7 @@ impl Validator {
             mismatch("product_id", r.product_id != sale.product_id);
             mismatch("product_family", r.product_family != sale.product_family);
             mismatch("currency", r.currency != sale.currency);
-            if problems.is_empty() && refunded[si] - r.amount > sale.amount {
+            if problems.is_empty() && refunded.get(&si).copied().unwrap_or(0) - r.amount > sale.amount {
                 problems.push(Problem {
                     field: "original_transaction_id".into(),
                     value: original_id.to_string(),
@@ -573,13 +590,12 @@ impl Validator {
                 });
             }
             if problems.is_empty() {
-                refunded[si] -= r.amount;
-                held.insert(c.value.transaction_id.clone(), (c.canon, None));
+                *refunded.entry(si).or_default() -= r.amount;
                 ingest.accept(c.file);
-                let mut value = c.value;
+                let mut c = c;
                 // Share the sale's id instead of a copy of it.
-                value.original_transaction_id = Some(accepted[si].transaction_id.clone());
-                accepted.push(value);
+                c.value.original_transaction_id = Some(accepted[si].transaction_id);
+                claim(&mut held, &mut accepted, &mut canon, c)?;
             } else {
                 ingest.reject(c.file, c.row, problems);
             }
@@ -774,7 +790,7 @@ fn check_fx_rate(r: &mut RowCheck) -> Option<FxRate> {
 }
 
 fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> Option<Transaction> {
-    let shared = |s: &str| ctx.interner.get(s);
+    let shared = Text::new;
     let transaction_id = r.id(0);
     let transaction_date = r.date(1);
     if let Some(d) = transaction_date
@@ -826,11 +842,11 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
         return None;
     }
     Some(Transaction {
-        transaction_id: transaction_id?.into(),
+        transaction_id: Text::fresh(&transaction_id?),
         transaction_date: transaction_date?,
         transaction_type: transaction_type?,
         original_transaction_id: match transaction_type? {
-            TransactionType::Refund => Some(original_transaction_id?.into()),
+            TransactionType::Refund => Some(Text::fresh(&original_transaction_id?)),
             TransactionType::Sale => None,
         },
         reseller_id: shared(reseller_id?),

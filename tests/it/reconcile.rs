@@ -227,7 +227,7 @@ fn generate(seed: u64) -> (Feeds, NaiveDate) {
                 transaction_id: format!("R{k:03}-{j}").into(),
                 transaction_date: d,
                 transaction_type: TransactionType::Refund,
-                original_transaction_id: Some(s.transaction_id.clone()),
+                original_transaction_id: Some(s.transaction_id),
                 amount: -part,
                 delivery_date: delivery,
                 ..s.clone()

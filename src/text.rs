@@ -1,0 +1,216 @@
+//! Text held once for the whole process, behind a 4-byte handle.
+//!
+//! A year of transactions is tens of millions of rows whose partner, customer, product,
+//! family and currency ids repeat, and whose own ids are short. As `String`s (or `Arc<str>`s)
+//! every field costs a 16 to 24-byte pointer and often an allocation. A [`Text`] is a `u32`
+//! naming a string stored once in an append-only arena; it dereferences to `&'static str`.
+//!
+//! Nothing is ever freed: a process runs one date's batch and its strings are that run's own
+//! data. Repeated values are interned ([`Text::new`], one copy each); values known to be new
+//! (a transaction's own id) skip the lookup ([`Text::fresh`]). Equality, order and hashing are
+//! those of the string, so an interned and a fresh handle to equal strings compare equal.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// A string held for the life of the process (see the module docs).
+#[derive(Clone, Copy)]
+pub struct Text(NonZeroU32);
+
+/// Handles per segment of the table of strings.
+const SEGMENT: usize = 1 << 16;
+/// Bytes per arena chunk (a longer string gets a chunk of its own).
+const CHUNK: usize = 1 << 20;
+const SHARDS: usize = 64;
+
+type Segment = Box<[OnceLock<&'static str>]>;
+
+/// The handle -> string table: segments allocated as handles are handed out.
+static SEGMENTS: [OnceLock<Segment>; SEGMENT] = [const { OnceLock::new() }; SEGMENT];
+/// The last handle handed out.
+static LAST: AtomicU32 = AtomicU32::new(0);
+
+/// One shard of the interning table, with the free tail of its arena chunk.
+struct Shard {
+    interned: crate::hash::HashMap<&'static str, Text>,
+    free: &'static mut [u8],
+}
+
+fn shards() -> &'static [Mutex<Shard>] {
+    static SHARDS_: OnceLock<Vec<Mutex<Shard>>> = OnceLock::new();
+    SHARDS_.get_or_init(|| {
+        (0..SHARDS).map(|_| Mutex::new(Shard { interned: Default::default(), free: &mut [] })).collect()
+    })
+}
+
+impl Shard {
+    /// Copies `s` into the arena.
+    fn store(&mut self, s: &str) -> &'static str {
+        if s.len() > self.free.len() {
+            self.free = Box::leak(vec![0u8; CHUNK.max(s.len())].into_boxed_slice());
+        }
+        let (bytes, rest) = std::mem::take(&mut self.free).split_at_mut(s.len());
+        bytes.copy_from_slice(s.as_bytes());
+        self.free = rest;
+        let bytes: &'static [u8] = bytes;
+        std::str::from_utf8(bytes).expect("copied from a str")
+    }
+
+    /// A new handle to the stored `s`.
+    fn hand_out(s: &'static str) -> Text {
+        let id =
+            LAST.fetch_add(1, Ordering::Relaxed).checked_add(1).expect("fewer than 2^32 - 1 distinct texts");
+        let (segment, slot) = (id as usize / SEGMENT, id as usize % SEGMENT);
+        let table = SEGMENTS[segment].get_or_init(|| (0..SEGMENT).map(|_| OnceLock::new()).collect());
+        table[slot].set(s).expect("each handle is handed out once");
+        Text(NonZeroU32::new(id).expect("ids start at 1"))
+    }
+}
+
+fn shard_of(s: &str) -> &'static Mutex<Shard> {
+    let h = crate::hash::State::default().hash_one(s) as usize;
+    &shards()[h % SHARDS]
+}
+
+impl Text {
+    /// The handle of `s`: the same one every time for equal strings.
+    pub fn new(s: &str) -> Text {
+        let mut shard = shard_of(s).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&t) = shard.interned.get(s) {
+            return t;
+        }
+        let stored = shard.store(s);
+        let t = Shard::hand_out(stored);
+        shard.interned.insert(stored, t);
+        t
+    }
+
+    /// A handle to a copy of `s`, without looking for an equal string already held (for
+    /// values that are almost always new, such as a transaction's own id).
+    pub fn fresh(s: &str) -> Text {
+        let stored = shard_of(s).lock().unwrap_or_else(|e| e.into_inner()).store(s);
+        Shard::hand_out(stored)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        let id = self.0.get() as usize;
+        SEGMENTS[id / SEGMENT].get().and_then(|t| t[id % SEGMENT].get()).expect("a handed-out handle")
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text::new(s)
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text::new(&s)
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.0 == other.0 || self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialOrd for Text {
+    fn partial_cmp(&self, other: &Text) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Text {
+    fn cmp(&self, other: &Text) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for Text {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_strings_are_equal_handles_whether_interned_or_fresh() {
+        let a = Text::new("P-0001");
+        let b = Text::new("P-0001");
+        let c = Text::fresh("P-0001");
+        assert_eq!(a.0, b.0, "interned once");
+        assert_ne!(a.0, c.0, "a fresh copy has its own handle");
+        assert_eq!(a, c);
+        assert_eq!(&*c, "P-0001");
+        let h = |t: Text| crate::hash::State::default().hash_one(t);
+        assert_eq!(h(a), h(c), "hashing is the string's");
+        assert!(Text::new("A") < Text::fresh("B"));
+        assert_eq!(Text::new(""), Text::fresh(""));
+    }
+
+    #[test]
+    fn texts_from_many_threads_and_longer_than_a_chunk_survive() {
+        let long = "x".repeat(CHUNK + 3);
+        let handles: Vec<(String, Text)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|t| {
+                    s.spawn(move || {
+                        (0..5000)
+                            .map(|i| {
+                                let v = format!("T{t}-{i}");
+                                let h = if i % 2 == 0 { Text::new(&v) } else { Text::fresh(&v) };
+                                (v, h)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        for (v, h) in &handles {
+            assert_eq!(h.as_str(), v);
+        }
+        assert_eq!(Text::fresh(&long).len(), CHUNK + 3);
+        assert_eq!(Text::new(&long).as_str(), long);
+    }
+}
