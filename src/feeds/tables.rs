@@ -150,9 +150,11 @@ pub struct Transaction {
     pub customer_id: Text,
     pub product_id: Text,
     pub product_family: Text,
-    pub quantity: i64,
-    /// In units of 10^-4 of `currency`; negative for refunds.
-    pub amount: i128,
+    /// 1 to `i32::MAX` (feeds.md).
+    pub quantity: i32,
+    /// In units of 10^-4 of `currency`; negative for refunds. Below 10^18 in size
+    /// (`AMOUNT_LIMIT`), so 8 bytes hold it: a year of rows is held at once.
+    pub amount: i64,
     pub currency: Text,
     /// The delivery date of the file the row came from.
     pub delivery_date: NaiveDate,
@@ -170,4 +172,13 @@ pub struct Feeds {
     pub fx_rates: Vec<FxRate>,
     /// Sales first in delivery order, then accepted refunds in the order they were checked.
     pub transactions: Vec<Transaction>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// A year of transactions is held at once: its row must stay this small.
+    #[test]
+    fn a_transaction_is_56_bytes() {
+        assert_eq!(std::mem::size_of::<super::Transaction>(), 56);
+    }
 }

@@ -582,7 +582,9 @@ impl Validator {
             mismatch("product_id", r.product_id != sale.product_id);
             mismatch("product_family", r.product_family != sale.product_family);
             mismatch("currency", r.currency != sale.currency);
-            if problems.is_empty() && refunded.get(&si).copied().unwrap_or(0) - r.amount > sale.amount {
+            if problems.is_empty()
+                && refunded.get(&si).copied().unwrap_or(0) - i128::from(r.amount) > i128::from(sale.amount)
+            {
                 problems.push(Problem {
                     field: "original_transaction_id".into(),
                     value: original_id.to_string(),
@@ -590,7 +592,7 @@ impl Validator {
                 });
             }
             if problems.is_empty() {
-                *refunded.entry(si).or_default() -= r.amount;
+                *refunded.entry(si).or_default() -= i128::from(r.amount);
                 ingest.accept(c.file);
                 let mut c = c;
                 // Share the sale's id instead of a copy of it.
@@ -854,8 +856,8 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
         customer_id: shared(customer_id?),
         product_id: shared(product_id?),
         product_family: shared(product_family?),
-        quantity: quantity?,
-        amount: amount?,
+        quantity: i32::try_from(quantity?).expect("checked: 1 to MAX_QUANTITY"),
+        amount: i64::try_from(amount?).expect("checked: below AMOUNT_LIMIT"),
         currency: shared(currency?),
         delivery_date: delivered,
     })

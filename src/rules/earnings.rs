@@ -91,7 +91,7 @@ fn mul(a: i128, b: i128, tx: &Transaction) -> Result<i128> {
         Error::Data(format!(
             "transaction {} ({} {}): the amount is too large to compute its earnings exactly",
             tx.transaction_id,
-            decimal::format(tx.amount, AMOUNT_SCALE),
+            decimal::format(tx.amount.into(), AMOUNT_SCALE),
             tx.currency
         ))
     })
@@ -195,7 +195,7 @@ pub fn earnings<'a>(
         let booked = if late { Period::containing(p.tx.delivery_date, kind) } else { tp };
         let usd_rate = rates.of(p.tx)?;
         let amount_usd =
-            rescale_round(mul(p.tx.amount, usd_rate, p.tx)?, AMOUNT_SCALE + RATE_SCALE, USD_SCALE);
+            rescale_round(mul(p.tx.amount.into(), usd_rate, p.tx)?, AMOUNT_SCALE + RATE_SCALE, USD_SCALE);
         if !p.lever.tiers.is_empty() && !late {
             *revenue.entry((p.partner_id, p.lever.name.as_str(), tp)).or_default() += amount_usd;
         }
@@ -222,8 +222,8 @@ pub fn earnings<'a>(
         let minor = currency_minor_digits(&t.currency)
             .ok_or_else(|| Error::Internal(format!("accepted currency {} has no minor unit", t.currency)))?;
         let rate = rate_for(p.partner_id, p.lever, p.original_period.unwrap_or(pl.transaction_period));
-        let local = mul(t.amount, rate, t)?;
-        let full = mul(mul(t.amount, pl.usd_rate, t)?, rate, t)?;
+        let local = mul(t.amount.into(), rate, t)?;
+        let full = mul(mul(t.amount.into(), pl.usd_rate, t)?, rate, t)?;
         let (earning, earning_usd) = match p.original_period {
             None => (rescale_round(local, LOCAL_SCALE, minor), rescale_round(full, FULL_SCALE, USD_SCALE)),
             Some(_) => {

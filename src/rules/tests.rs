@@ -33,8 +33,9 @@ fn d(s: &str) -> NaiveDate {
 }
 
 /// Amount text -> units of 10^-4.
-fn amount(s: &str) -> i128 {
-    decimal::parse(s, 4).unwrap_or_else(|e| panic!("bad test amount {s}: {e:?}"))
+fn amount(s: &str) -> i64 {
+    let v = decimal::parse(s, 4).unwrap_or_else(|e| panic!("bad test amount {s}: {e:?}"));
+    i64::try_from(v).unwrap_or_else(|_| panic!("test amount {s} out of range"))
 }
 
 /// Rate text -> units of 10^-8.

@@ -131,7 +131,7 @@ fn refunds_crossing_their_sale_and_arriving_before_it() {
     // R1 (60, delivered first) fits; R2 would cross 100 by 0.0001; R3 lands exactly on 100.
     assert_eq!(rejects(&i), ["transactions/2026-09-11.csv:2 original_transaction_id=S1 REFUND_EXCEEDS_SALE"]);
     assert_eq!(tx_ids(&i), ["S1", "R1", "R3"]);
-    let refunded: i128 = i.feeds.transactions.iter().skip(1).map(|t| t.amount).sum();
+    let refunded: i64 = i.feeds.transactions.iter().skip(1).map(|t| t.amount).sum();
     assert_eq!(refunded, -1_000_000, "refunds add up to exactly the sale");
 }
 

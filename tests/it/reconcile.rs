@@ -187,7 +187,7 @@ fn generate(seed: u64) -> (Feeds, NaiveDate) {
         }
         let ccy = currencies[g.below(4) as usize];
         // Up to 20 000 with any of the 4 fraction digits, whatever the currency.
-        let amount = 1 + g.below(200_000_000) as i128;
+        let amount = 1 + g.below(200_000_000) as i64;
         sales.push(Transaction {
             transaction_id: format!("S{t:03}").into(),
             transaction_date: d,
@@ -212,7 +212,7 @@ fn generate(seed: u64) -> (Feeds, NaiveDate) {
         }
         // Either a full refund in two parts or one partial refund.
         let full = g.chance(50);
-        let first = if full { s.amount / 3 } else { s.amount / (2 + g.below(5) as i128) };
+        let first = if full { s.amount / 3 } else { s.amount / (2 + g.below(5) as i64) };
         let parts = if full { vec![first, s.amount - first] } else { vec![first] };
         for (j, part) in parts.into_iter().enumerate() {
             if part <= 0 {
@@ -308,7 +308,7 @@ fn check(feeds: &Feeds, results: &[ProgramResult]) -> Result<(), String> {
                 .iter()
                 .filter(|l| l.tx.original_transaction_id.as_deref() == Some(&s.transaction_id))
                 .collect();
-            let refunded: i128 = refunds.iter().map(|l| -l.tx.amount).sum();
+            let refunded: i64 = refunds.iter().map(|l| -l.tx.amount).sum();
             if refunded == s.amount {
                 let net: i128 = r
                     .lines
