@@ -52,32 +52,47 @@ pub const fn pow10(exp: u32) -> i128 {
 
 /// Writes `units` (of 10^-`scale`) with exactly `scale` fraction digits; zero has no sign.
 pub fn format(units: i128, scale: u32) -> String {
-    let mut s = String::new();
+    let mut s = Vec::new();
     write(&mut s, units, scale);
-    s
+    String::from_utf8(s).expect("ASCII digits")
 }
 
 /// Appends `units` (of 10^-`scale`) with exactly `scale` fraction digits to `out`, like
 /// [`format`] but without allocating.
-pub fn write(out: &mut String, units: i128, scale: u32) {
-    use std::fmt::Write;
+pub fn write(out: &mut Vec<u8>, units: i128, scale: u32) {
     if units < 0 {
-        out.push('-');
+        out.push(b'-');
     }
     let abs = units.unsigned_abs();
-    // Report values fit in 64 bits (Decimal(18, s)); formatting a u64 is much cheaper.
+    // Report values fit in 64 bits (Decimal(18, s)); their digits are written by hand.
     if let (Ok(abs), true) = (u64::try_from(abs), scale <= 18) {
         let p = 10u64.pow(scale);
-        let _ = write!(out, "{}", abs / p);
+        push_u64(out, abs / p, 1);
         if scale > 0 {
-            let _ = write!(out, ".{:0width$}", abs % p, width = scale as usize);
+            out.push(b'.');
+            push_u64(out, abs % p, scale as usize);
         }
-    } else if scale == 0 {
-        let _ = write!(out, "{abs}");
     } else {
+        use std::io::Write;
         let p = 10u128.pow(scale);
-        let _ = write!(out, "{}.{:0width$}", abs / p, abs % p, width = scale as usize);
+        let _ = if scale == 0 {
+            write!(out, "{abs}")
+        } else {
+            write!(out, "{}.{:0width$}", abs / p, abs % p, width = scale as usize)
+        };
     }
+}
+
+/// The decimal digits of `v`, left-padded with zeros to at least `width` digits.
+fn push_u64(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    while v > 0 || n < width {
+        digits[n] = b'0' + (v % 10) as u8;
+        v /= 10;
+        n += 1;
+    }
+    out.extend(digits[..n].iter().rev());
 }
 
 /// Changes the scale of `units` from `from` to `to`, rounding half away from zero when the

@@ -350,17 +350,40 @@ fn write_reports<'a>(
     let pieces = plan.pieces();
     let mut groups = pieces.chunks(PIECES_IN_FLIGHT);
     let mut ready = groups.next().map(compute).transpose()?.unwrap_or_default();
+    // Time spent computing and encoding, and appending to each report (stage balance, at -vv).
+    let mut computing = 0.0;
+    let busy: Vec<std::sync::atomic::AtomicU64> = Report::ALL.iter().map(|_| Default::default()).collect();
     loop {
         let upcoming = groups.next();
         let (written, next) = rayon::join(
-            || writers.par_iter_mut().zip(&ready).try_for_each(|(w, e)| w.write(e)),
-            || upcoming.map(compute).transpose(),
+            || {
+                writers.par_iter_mut().zip(&ready).zip(&busy).try_for_each(|((w, e), busy)| {
+                    let started = std::time::Instant::now();
+                    let r = w.write(e);
+                    busy.fetch_add(
+                        started.elapsed().as_micros() as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    r
+                })
+            },
+            || {
+                let started = std::time::Instant::now();
+                let r = upcoming.map(compute).transpose();
+                computing += started.elapsed().as_secs_f64();
+                r
+            },
         );
         written?;
         match next? {
             Some(next) => ready = next,
             None => break,
         }
+    }
+    tracing::debug!(computing_s = %format!("{computing:.1}"), "rules applied and rows encoded");
+    for (r, b) in Report::ALL.iter().zip(&busy) {
+        let b = b.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
+        tracing::debug!(report = r.name(), appending_s = %format!("{b:.1}"), "report appended");
     }
     writers.into_iter().zip(Report::ALL).map(|(w, r)| Ok((r, w.finish(publication)?))).collect()
 }

@@ -9,46 +9,66 @@ use crate::decimal;
 const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
 /// `YYYY-MM-DD` without the formatting machinery (dates are a good share of report cells).
-fn push_date(buf: &mut String, d: chrono::NaiveDate) {
+fn push_date(buf: &mut Vec<u8>, d: chrono::NaiveDate) {
     use chrono::Datelike;
     let (y, m, day) = (d.year(), d.month(), d.day());
     if !(0..=9999).contains(&y) {
-        use std::fmt::Write;
+        use std::io::Write;
         let _ = write!(buf, "{:04}-{m:02}-{day:02}", y);
         return;
     }
     let y = y as u32;
     for digit in [y / 1000, y / 100 % 10, y / 10 % 10, y % 10] {
-        buf.push(char::from(b'0' + digit as u8));
+        buf.push(b'0' + digit as u8);
     }
     for part in [m, day] {
-        buf.push('-');
-        buf.push(char::from(b'0' + (part / 10) as u8));
-        buf.push(char::from(b'0' + (part % 10) as u8));
+        buf.push(b'-');
+        buf.push(b'0' + (part / 10) as u8);
+        buf.push(b'0' + (part % 10) as u8);
     }
 }
 
-/// Writes one cell of `values` at `row` into `buf` (cleared first); `buf` is reused across
-/// cells so that no cell allocates.
-fn cell(values: &Values, row: usize, buf: &mut String) {
-    use std::fmt::Write;
-    buf.clear();
-    // Text cells a spreadsheet would run as a formula get a leading `'`.
-    let text = |buf: &mut String, t: &str| {
-        if t.starts_with(FORMULA_START) {
-            buf.push('\'');
+/// Whether a text cell must be quoted: it holds the delimiter, a quote or a line break (the
+/// bytes the `csv` crate quotes with `QuoteStyle::Necessary` and a `\n` terminator).
+fn needs_quotes(t: &[u8]) -> bool {
+    t.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+}
+
+/// A text cell: a leading `'` where a spreadsheet would run it as a formula, quoted (quotes
+/// doubled) where needed.
+fn push_text(buf: &mut Vec<u8>, t: &str) {
+    let guard = t.starts_with(FORMULA_START);
+    if !needs_quotes(t.as_bytes()) {
+        if guard {
+            buf.push(b'\'');
         }
-        buf.push_str(t);
-    };
+        buf.extend_from_slice(t.as_bytes());
+        return;
+    }
+    buf.push(b'"');
+    if guard {
+        buf.push(b'\'');
+    }
+    for &b in t.as_bytes() {
+        if b == b'"' {
+            buf.push(b'"');
+        }
+        buf.push(b);
+    }
+    buf.push(b'"');
+}
+
+/// Appends one cell of `values` at `row` to `buf`, unquoted unless it is text that needs it.
+fn cell(values: &Values, row: usize, buf: &mut Vec<u8>) {
     match values {
         Values::Text(v) => {
             if let Some(t) = v[row].as_deref() {
-                text(buf, t);
+                push_text(buf, t);
             }
         }
         Values::Int(v) => {
             if let Some(i) = v[row] {
-                let _ = write!(buf, "{i}");
+                decimal::write(buf, i.into(), 0);
             }
         }
         Values::Decimal { values, scale, csv_scales } => {
@@ -64,10 +84,10 @@ fn cell(values: &Values, row: usize, buf: &mut String) {
         }
         Values::Bool(v) => {
             if let Some(b) = v[row] {
-                buf.push_str(if b { "true" } else { "false" });
+                buf.extend_from_slice(if b { b"true" } else { b"false" });
             }
         }
-        Values::List(v) => text(buf, &v[row].join(";")),
+        Values::List(v) => push_text(buf, &v[row].join(";")),
     }
 }
 
@@ -99,47 +119,64 @@ pub fn write_csv(table: &Table, header: bool, out: &mut impl std::io::Write) -> 
 }
 
 /// A CSV writer taking a table's rows one at a time (so that a caller can flush between
-/// rows and learn where each piece of the output ends).
+/// rows and learn where each piece of the output ends). Cells are formatted straight into a
+/// buffer of bytes, flushed to the output when large.
 pub struct CsvRows<W: std::io::Write> {
-    w: csv::Writer<W>,
-    buf: String,
+    out: W,
+    buf: Vec<u8>,
 }
 
 impl<W: std::io::Write> CsvRows<W> {
+    const FLUSH_AT: usize = 1 << 16;
+
     pub fn new(out: W) -> Self {
-        let w = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .quote_style(csv::QuoteStyle::Necessary)
-            .buffer_capacity(1 << 16)
-            .from_writer(out);
-        CsvRows { w, buf: String::new() }
+        CsvRows { out, buf: Vec::with_capacity(Self::FLUSH_AT + 4096) }
     }
 
     pub fn header(&mut self, table: &Table) -> std::io::Result<()> {
-        self.w.write_record(table.columns.iter().map(|(n, _)| *n))?;
-        Ok(())
+        for (i, (name, _)) in table.columns.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            push_text(&mut self.buf, name);
+        }
+        self.end_record()
     }
 
     pub fn row(&mut self, table: &Table, row: usize) -> std::io::Result<()> {
-        for (_, v) in &table.columns {
+        let start = self.buf.len();
+        for (i, (_, v)) in table.columns.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
             cell(v, row, &mut self.buf);
-            self.w.write_field(self.buf.as_bytes())?;
         }
-        self.w.write_record(None::<&[u8]>)?;
-        Ok(())
+        // A record of one empty cell is `""`, or it would read as a blank line.
+        if self.buf.len() == start {
+            self.buf.extend_from_slice(b"\"\"");
+        }
+        self.end_record()
+    }
+
+    fn end_record(&mut self) -> std::io::Result<()> {
+        self.buf.push(b'\n');
+        if self.buf.len() >= Self::FLUSH_AT { self.flush() } else { Ok(()) }
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
-        self.w.flush()
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.flush()
     }
 
     /// The underlying writer (flush first to see every row in it).
     pub fn get_ref(&self) -> &W {
-        self.w.get_ref()
+        &self.out
     }
 
-    pub fn into_inner(self) -> std::io::Result<W> {
-        self.w.into_inner().map_err(|e| e.into_error())
+    pub fn into_inner(mut self) -> std::io::Result<W> {
+        self.flush()?;
+        Ok(self.out)
     }
 }
 
@@ -151,12 +188,15 @@ mod tests {
     fn dates_and_hex_are_written_as_the_formatting_machinery_writes_them() {
         let mut d = chrono::NaiveDate::from_ymd_opt(1, 1, 1).unwrap();
         let end = chrono::NaiveDate::from_ymd_opt(10_050, 1, 1).unwrap();
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         while d < end {
             buf.clear();
             push_date(&mut buf, d);
             use chrono::Datelike;
-            assert_eq!(buf, format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()));
+            assert_eq!(
+                String::from_utf8_lossy(&buf),
+                format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+            );
             d = d + chrono::Days::new(13);
         }
         assert_eq!(hex_of(&[0x00, 0xab, 0x0f, 0xff]), "00ab0fff");
@@ -200,5 +240,27 @@ mod tests {
             text,
             "text,money,minor,d,l\n'-1.0,-12.50,1,2026-09-01,A;B\n'=1+1,0.00,-1,,\n\"a,b\",0.05,1.000,,\n,,0.00,,\n"
         );
+    }
+
+    proptest::proptest! {
+        /// Text cells are quoted exactly where the `csv` crate (the reference writer) quotes
+        /// them, with the formula guard inside the quotes.
+        #[test]
+        fn text_is_quoted_as_the_csv_crate_quotes_it(cells in proptest::collection::vec("[a-z,\"\n\r =+@ ;-]{0,6}", 1..5)) {
+            let t = Table {
+                name: "t",
+                columns: cells.iter().map(|c| ("c", Values::Text(vec![Some(c.as_str().into())]))).collect(),
+            };
+            let mut expected = csv::WriterBuilder::new()
+                .terminator(csv::Terminator::Any(b'\n'))
+                .quote_style(csv::QuoteStyle::Necessary)
+                .from_writer(Vec::new());
+            expected.write_record(t.columns.iter().map(|(n, _)| *n)).unwrap();
+            let guarded: Vec<String> =
+                cells.iter().map(|c| if c.starts_with(FORMULA_START) { format!("'{c}") } else { c.clone() }).collect();
+            expected.write_record(&guarded).unwrap();
+            let expected = expected.into_inner().unwrap();
+            proptest::prop_assert_eq!(String::from_utf8(to_csv(&t)).unwrap(), String::from_utf8(expected).unwrap());
+        }
     }
 }

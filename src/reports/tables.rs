@@ -14,6 +14,7 @@ use crate::feeds::cells::{AMOUNT_SCALE, RATE_SCALE};
 use crate::rules::ProgramResult;
 use crate::rules::earnings::USD_SCALE;
 use crate::rules::payouts::estimated_payment_month;
+use crate::text::Text;
 
 /// A text column; rows are small `Copy` views, so that cells can borrow from the results.
 fn text<'t, T: Copy>(rows: &[T], f: impl Fn(T) -> Cow<'t, str>) -> Values<'t> {
@@ -186,22 +187,41 @@ fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRe
         l: &'r crate::rules::earnings::Line<'a>,
         g: Option<&'r crate::rules::payouts::Group>,
         name: &'r str,
+        period: &'static str,
+        payment_month: Option<&'static str>,
     }
+    // Rows come sorted by partner, so a partner's name is looked up once per run of rows, a
+    // payout group once per run of its lines; the few period and month labels are made once.
+    let mut period_labels: crate::hash::HashMap<crate::rules::periods::Period, &'static str> =
+        Default::default();
+    let mut month_labels: crate::hash::HashMap<NaiveDate, &'static str> = Default::default();
+    let mut last: Option<Row> = None;
     let rows: Vec<Row> = rows
         .iter()
         .map(|&(p, i)| {
             let r = &results[p as usize];
             let l = &r.lines[i as usize];
-            Row {
-                r,
-                l,
-                g: r.group_of(l),
-                name: r
+            let same_partner = last.filter(|x| std::ptr::eq(x.r, r) && x.l.partner_id == l.partner_id);
+            let name = match same_partner {
+                Some(x) => x.name,
+                None => r
                     .eligibility
                     .binary_search_by(|e| e.partner_id.as_str().cmp(l.partner_id))
                     .map(|i| r.eligibility[i].partner_name.as_str())
                     .unwrap_or_default(),
-            }
+            };
+            let g = match same_partner {
+                Some(x) if (x.l.booked, x.l.lever.earning_type) == (l.booked, l.lever.earning_type) => x.g,
+                _ => r.group_of(l),
+            };
+            let period =
+                *period_labels.entry(l.booked).or_insert_with(|| Text::new(&l.booked.label()).as_str());
+            let payment_month = g
+                .and_then(|g| estimated_payment_month(r.program, g))
+                .map(|d| *month_labels.entry(d).or_insert_with(|| Text::new(&yyyy_mm(d)).as_str()));
+            let row = Row { r, l, g, name, period, payment_month };
+            last = Some(row);
+            row
         })
         .collect();
     Table {
@@ -229,7 +249,7 @@ fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRe
                 opt_text(&rows, |x| x.l.tx.original_transaction_id.as_deref().map(b)),
             ),
             ("transaction_date", dates(&rows, |x| Some(x.l.tx.transaction_date))),
-            ("earning_period", text(&rows, |x| x.l.booked.label().into())),
+            ("earning_period", text(&rows, |x| b(x.period))),
             ("lever", text(&rows, |x| b(&x.l.lever.name))),
             ("earning_type", text(&rows, |x| x.l.lever.earning_type.as_str().into())),
             ("customer_id", text(&rows, |x| b(&x.l.tx.customer_id))),
@@ -259,12 +279,7 @@ fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRe
             ),
             ("payout_id", opt_text(&rows, |x| x.g.and_then(|g| g.payout_id.as_deref()).map(b))),
             ("payout_status", opt_text(&rows, |x| x.g.map(|g| g.status.as_str().into()))),
-            (
-                "estimated_payment_month",
-                opt_text(&rows, |x| {
-                    x.g.and_then(|g| estimated_payment_month(x.r.program, g)).map(|d| yyyy_mm(d).into())
-                }),
-            ),
+            ("estimated_payment_month", opt_text(&rows, |x| x.payment_month.map(b))),
             ("reason_code", opt_text(&rows, |x| x.l.late.then(|| "PRIOR_PERIOD".into()))),
         ],
     }

@@ -215,12 +215,22 @@ pub fn earnings<'a>(
         booked_usd: i128,
     }
     let mut clawed: HashMap<&str, Clawed> = HashMap::default();
+    // Minor digits of the few currencies seen (the ISO table is a long match on the code).
+    let mut minor_units: Vec<(crate::text::Text, u32)> = Vec::new();
     const LOCAL_SCALE: u32 = AMOUNT_SCALE + RATE_SCALE;
     const FULL_SCALE: u32 = AMOUNT_SCALE + 2 * RATE_SCALE;
     for (p, pl) in pending.into_iter().zip(placed) {
         let t = p.tx;
-        let minor = currency_minor_digits(&t.currency)
-            .ok_or_else(|| Error::Internal(format!("accepted currency {} has no minor unit", t.currency)))?;
+        let minor = match minor_units.iter().find(|(c, _)| *c == t.currency) {
+            Some(&(_, m)) => m,
+            None => {
+                let m = currency_minor_digits(&t.currency).ok_or_else(|| {
+                    Error::Internal(format!("accepted currency {} has no minor unit", t.currency))
+                })?;
+                minor_units.push((t.currency, m));
+                m
+            }
+        };
         let rate = rate_for(p.partner_id, p.lever, p.original_period.unwrap_or(pl.transaction_period));
         let local = mul(t.amount.into(), rate, t)?;
         let full = mul(mul(t.amount.into(), pl.usd_rate, t)?, rate, t)?;

@@ -2,8 +2,6 @@
 //! rebate periods released by a running balance against the program minimum, with holds from
 //! the payment profile; co-op available once its period closes. Also the dashboard totals.
 
-use std::collections::BTreeMap;
-
 use crate::hash::HashMap;
 
 use chrono::NaiveDate;
@@ -102,10 +100,12 @@ pub fn payouts(
     profiles: &HashMap<&str, &PaymentProfile>,
     run_date: NaiveDate,
 ) -> Vec<Group> {
-    let mut totals: BTreeMap<(&str, Period, EarningType), i128> = BTreeMap::new();
+    let mut totals: HashMap<(&str, Period, EarningType), i128> = HashMap::default();
     for l in lines {
         *totals.entry((l.partner_id, l.booked, l.lever.earning_type)).or_default() += l.earning_usd;
     }
+    let mut totals: Vec<_> = totals.into_iter().collect();
+    totals.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut groups: Vec<Group> = totals
         .into_iter()
         .map(|((partner, period, earning_type), total_usd)| {
@@ -126,8 +126,8 @@ pub fn payouts(
             }
         })
         .collect();
-    // The running balance over each partner's closed rebate periods, in date order (the
-    // BTreeMap above already sorted groups by partner, then period).
+    // The running balance over each partner's closed rebate periods, in date order (groups
+    // are sorted by partner, then period).
     let mut i = 0;
     while i < groups.len() {
         let partner = groups[i].partner_id.clone();
