@@ -670,15 +670,18 @@ fn check_transaction_file(store: &Store, file: &DeliveryFile, ctx: &Context) -> 
     Ok(CheckedFile { count: l.count(), warnings: l.raw.warnings, rejected, candidates })
 }
 
-/// A 128-bit hash of the canonical cells (two SipHash passes with different keys).
+/// A 128-bit hash of the canonical cells: two 64-bit foldhash passes with different seeds
+/// (not a defence against crafted collisions; either way both rows are rejected, only the
+/// reason code could differ).
 fn canonical_hash(feed: Feed, cells: &[String]) -> u128 {
-    use std::hash::{Hash, Hasher};
-    let canon = canonical(feed, cells);
-    let mut a = std::hash::DefaultHasher::new();
-    let mut b = std::hash::DefaultHasher::new();
-    0xa5u8.hash(&mut b);
-    canon.hash(&mut a);
-    canon.hash(&mut b);
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut a = foldhash::quality::FixedState::with_seed(0x9e37_79b9_7f4a_7c15).build_hasher();
+    let mut b = foldhash::quality::FixedState::with_seed(0xc2b2_ae3d_27d4_eb4f).build_hasher();
+    for (name, cell) in feed.columns().iter().zip(cells) {
+        let cell = if name.ends_with("_id") { cell.trim() } else { cell.as_str() };
+        cell.hash(&mut a);
+        cell.hash(&mut b);
+    }
     (u128::from(a.finish()) << 64) | u128::from(b.finish())
 }
 
