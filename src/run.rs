@@ -178,6 +178,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut staging = Staging {
         publication: &mut publication,
         pending: Vec::new(),
+        pending_rows: Vec::new(),
         outputs: BTreeMap::new(),
         written: Vec::new(),
     };
@@ -255,28 +256,36 @@ const CHUNK_ROWS: usize = 1 << 16;
 /// The files a run has staged, with what the manifest says of each.
 struct Staging<'p> {
     publication: &'p mut Publication,
-    /// Small files made but not yet written.
+    /// Small files made but not yet written, and their rows.
     pending: Vec<(String, Vec<u8>)>,
+    pending_rows: Vec<u64>,
     outputs: BTreeMap<String, Output>,
     written: Vec<String>,
 }
 
 impl Staging<'_> {
-    /// Stages a small file made in memory (an export); they are written in parallel batches.
+    /// Stages a small file made in memory (an export); they are hashed and written in
+    /// parallel batches.
     fn small(&mut self, path: String, rows: u64, bytes: Vec<u8>) -> Result<()> {
-        self.outputs.insert(path.clone(), Output { rows, sha256: feeds::validate::sha256_hex(&bytes) });
-        self.written.push(path.clone());
         self.pending.push((path, bytes));
+        self.pending_rows.push(rows);
         if self.pending.len() >= 1024 {
             self.flush()?;
         }
         Ok(())
     }
 
-    /// Writes the small files not yet written.
+    /// Hashes and writes the small files not yet written.
     fn flush(&mut self) -> Result<()> {
+        let hashes: Vec<String> =
+            self.pending.par_iter().map(|(_, b)| feeds::validate::sha256_hex(b)).collect();
+        for (((path, _), rows), sha256) in self.pending.iter().zip(&self.pending_rows).zip(hashes) {
+            self.outputs.insert(path.clone(), Output { rows: *rows, sha256 });
+            self.written.push(path.clone());
+        }
         self.publication.write_many(&self.pending)?;
         self.pending.clear();
+        self.pending_rows.clear();
         Ok(())
     }
 

@@ -42,6 +42,11 @@ fn yyyy_mm(d: NaiveDate) -> String {
     format!("{}-{:02}", d.year(), d.month())
 }
 
+/// Equal ids, by address first: a partner's rows usually share its accepted row's `&str`.
+fn same(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
 /// A row of a report: (index of the program result, index of the item in it).
 pub type RowRef = (u32, u32);
 
@@ -128,7 +133,7 @@ impl<'r, 'a> Source<'r, 'a> {
             let r = &self.results[p as usize];
             let partner = self.partner_of(r, i as usize);
             let position = match last {
-                Some((lp, lpartner, position)) if lp == p && lpartner == partner => position,
+                Some((lp, lpartner, position)) if lp == p && same(lpartner, partner) => position,
                 _ => self.partners.binary_search(&partner).map_err(|_| {
                     crate::error::Error::Internal(format!(
                         "{}: partner {partner} is not accepted",
@@ -201,7 +206,7 @@ fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRe
         .map(|&(p, i)| {
             let r = &results[p as usize];
             let l = &r.lines[i as usize];
-            let same_partner = last.filter(|x| std::ptr::eq(x.r, r) && x.l.partner_id == l.partner_id);
+            let same_partner = last.filter(|x| std::ptr::eq(x.r, r) && same(x.l.partner_id, l.partner_id));
             let name = match same_partner {
                 Some(x) => x.name,
                 None => r
