@@ -3,6 +3,7 @@
 
 usage: bench.py [--sizes 1000000,10000000,30000000,100000000] [--work DIR] [--binary PATH]
                 [--partners-per-million 20000] [--keep] [--check] [--results bench/results.md]
+                [--drop-caches]
 
 For each size M (number of generated sales), on the same files, one after another:
 
@@ -15,7 +16,7 @@ For each size M (number of generated sales), on the same files, one after anothe
   floor       io_floor.py WORK/gen-M/landing latest WORK/out-M WORK/floor-M
 
 Each step runs under `/usr/bin/time -f '%e %U %S %M'` (wall s, user s, sys s, max RSS KB)
-after a `sync`; the page cache is not dropped (every step reads files that were just written).
+after a `sync`; the page cache is dropped only with --drop-caches (root).
 A step that fails (non-zero exit, killed for memory) is recorded with its exit status and
 whatever was measured, and the bench goes on. With --check, check_peer.py compares the peer's
 reports with incentives' (sizes up to 1M only; slower than the steps themselves at scale).
@@ -103,9 +104,20 @@ def rm(path):
         shutil.rmtree(path)
 
 
+DROP_CACHES = False
+
+
 def measure(name, cmd, logs, out_dir):
-    """Runs cmd under /usr/bin/time after a sync; returns a dict of the measurements."""
+    """Runs cmd under /usr/bin/time after a sync (and, with --drop-caches, with the page cache
+    emptied: a cache full of the previous step's dirty output costs the next step reclaim
+    work); returns a dict of the measurements."""
     subprocess.run(["sync"])
+    if DROP_CACHES:
+        try:
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
+        except OSError as e:
+            print(f"WARNING: could not drop the page cache: {e}", flush=True)
     tfile = os.path.join(logs, name + ".time")
     with open(os.path.join(logs, name + ".out"), "w") as so, open(os.path.join(logs, name + ".err"), "w") as se:
         print(f"$ {' '.join(cmd)}", flush=True)
@@ -225,7 +237,11 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep WORK/gen-M and WORK/out-M")
     ap.add_argument("--check", action="store_true", help="run check_peer.py (sizes <= 1M)")
     ap.add_argument("--results", default=os.path.join(HERE, "results.md"))
+    ap.add_argument("--drop-caches", action="store_true",
+                    help="empty the page cache before each step (needs root)")
     a = ap.parse_args()
+    global DROP_CACHES
+    DROP_CACHES = a.drop_caches
     sizes = [int(s.replace("_", "")) for s in a.sizes.split(",") if s.strip()]
     if not os.access(a.binary, os.X_OK):
         sys.exit(f"no executable incentives binary at {a.binary}")
@@ -248,7 +264,8 @@ def main():
         f"- python {platform.python_version()}, duckdb {duckdb.__version__}, pyarrow {pyarrow.__version__}\n"
         f"- sizes: {', '.join(f'{s:,}' for s in sizes)} sales; {a.partners_per_million:,} partners per million "
         f"(500 to 300 000); work folder {work}\n"
-        f"- `/usr/bin/time -f '%e %U %S %M'` per step after `sync`; page cache warm; output bytes = "
+        f"- `/usr/bin/time -f '%e %U %S %M'` per step after `sync`; page cache "
+        f"{'dropped before each step' if a.drop_caches else 'warm'}; output bytes = "
         f"regular files left in the step's folder\n"
     )
     print(header, flush=True)
