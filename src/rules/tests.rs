@@ -1133,3 +1133,47 @@ fn active_reseller_looks_back_364_days() {
     let r = run1(&f, &ip, "2026-09-05");
     assert!(!elig(&r, "V1").active_reseller);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pieces: a run goes range by range of partners; the pieces must add up to the whole.
+
+#[test]
+fn pieces_of_one_partner_each_add_up_to_the_whole_program() {
+    let programs = [monthly("direct_reseller"), monthly("indirect_reseller")];
+    let mut w = World::new();
+    for (i, id) in ["D9", "D1", "D5"].iter().enumerate() {
+        w.partner(id, DirectReseller, Some(SINCE))
+            .agreement(id, PartnerNetwork, SINCE, None)
+            .agreement(id, CloudReseller, SINCE, None)
+            .competency(id, "modern_work", SINCE, None)
+            .profile(id, i != 1, true);
+        for k in 0..4 {
+            w.sale(&format!("S{id}{k}"), id, "modern_work", &format!("2026-08-1{k}"), "1000.125");
+        }
+        w.refund(&format!("R{id}"), &format!("S{id}0"), "2026-08-20", "-333.3333");
+    }
+    w.partner("I1", IndirectReseller, Some(SINCE)); // a partner with no rows in either program
+    let f = w.as_of("2026-09-10");
+    let run = d("2026-09-10");
+    let whole = evaluate(&f, &programs, run).unwrap();
+    let plan = super::Plan::new(&f, &programs, run, 1).unwrap();
+    assert_eq!(plan.partner_ids(), ["D1", "D5", "D9", "I1"]);
+    let pieces: Vec<ProgramResult> =
+        plan.pieces().into_iter().map(|(p, r)| plan.piece(p, r).unwrap()).collect();
+    assert!(pieces.len() >= 2 * 3, "one range per partner with rows: {}", pieces.len());
+    for (p, r) in whole.iter().enumerate() {
+        let mine: Vec<&ProgramResult> = pieces.iter().filter(|x| x.index == p as u32).collect();
+        let joined = |f: &dyn Fn(&ProgramResult) -> Vec<String>| -> Vec<String> {
+            mine.iter().flat_map(|x| f(x)).collect()
+        };
+        let lines = |x: &ProgramResult| x.lines.iter().map(|l| format!("{l:?}")).collect::<Vec<_>>();
+        let groups = |x: &ProgramResult| x.groups.iter().map(|g| format!("{g:?}")).collect::<Vec<_>>();
+        let elig = |x: &ProgramResult| x.eligibility.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>();
+        let totals = |x: &ProgramResult| x.totals.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>();
+        assert!(!r.lines.is_empty() || p == 1);
+        assert_eq!(joined(&lines), lines(r), "program {p}: lines");
+        assert_eq!(joined(&groups), groups(r), "program {p}: payout groups");
+        assert_eq!(joined(&elig), elig(r), "program {p}: eligibility");
+        assert_eq!(joined(&totals), totals(r), "program {p}: totals");
+    }
+}
