@@ -87,7 +87,9 @@ pub fn export_report<E: Send>(
     Ok(())
 }
 
-/// A partner's export of `table` (its rows already selected): the row count and the CSV.
+/// A partner's export of `table` (its rows already selected): the row count and the CSV, for
+/// tests (a run cuts exports from the report's staged CSV, `reports::writer::cut`).
+#[cfg(test)]
 pub fn csv_file(table: &Table) -> (u64, Vec<u8>) {
     (table.rows() as u64, csv_out::to_csv(table))
 }

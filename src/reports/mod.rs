@@ -84,7 +84,9 @@ impl<'a> Table<'a> {
         Table { name: self.name, columns: self.columns.iter().map(|(n, v)| (*n, v.empty_like())).collect() }
     }
 
-    /// The same report with only the rows at `rows` (in that order).
+    /// The same report with only the rows at `rows` (in that order): a partner's export made
+    /// the direct way, for tests of the exports.
+    #[cfg(test)]
     pub fn select(&self, rows: &[usize]) -> Table<'a> {
         fn pick<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
             rows.iter().map(|&i| v[i].clone()).collect()
@@ -113,6 +115,7 @@ impl<'a> Table<'a> {
 
     /// The text cells of the column `name` (`None` for nulls); panics if it is not a text
     /// column of this report (a bug).
+    #[cfg(test)]
     pub fn text_column(&self, name: &str) -> &[Option<Cow<'a, str>>] {
         match self.columns.iter().find(|(n, _)| *n == name) {
             Some((_, Values::Text(v))) => v,

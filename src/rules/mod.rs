@@ -1,6 +1,8 @@
 //! The incentive rules of rules.md, on the accepted feeds of one run date: eligibility,
-//! earnings, unearned sales, payouts and the dashboard totals. Each program is independent
-//! work (rayon); within a program each rule is a function of the rows before it.
+//! earnings, unearned sales, payouts and the dashboard totals. Every rule's result belongs to
+//! one program and one partner, so a run applies them a (program, partner range) piece at a
+//! time ([`Plan`]), pieces in parallel; within a piece each rule is a function of the rows
+//! before it.
 
 pub mod earnings;
 pub mod eligibility;
