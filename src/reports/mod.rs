@@ -31,7 +31,7 @@ pub enum Values<'a> {
     Date(Vec<Option<NaiveDate>>),
     Bool(Vec<Option<bool>>),
     /// Reason codes: `;`-joined in CSV, a list of strings in parquet.
-    List(Vec<Vec<String>>),
+    List(Vec<Vec<Cow<'a, str>>>),
 }
 
 impl<'a> Values<'a> {
