@@ -543,7 +543,7 @@ impl Validator {
                 &b.value.transaction_id,
             ))
         });
-        for c in refunds {
+        for mut c in refunds {
             if let Some(&holder) = held.get(&c.value.transaction_id) {
                 let p = key_problem(&c, canon[holder as usize]);
                 ingest.reject(c.file, c.row, vec![p]);
@@ -594,7 +594,6 @@ impl Validator {
             if problems.is_empty() {
                 *refunded.entry(si).or_default() -= i128::from(r.amount);
                 ingest.accept(c.file);
-                let mut c = c;
                 // Share the sale's id instead of a copy of it.
                 c.value.original_transaction_id = Some(accepted[si].transaction_id);
                 claim(&mut held, &mut accepted, &mut canon, c)?;
@@ -670,15 +669,14 @@ fn check_transaction_file(store: &Store, file: &DeliveryFile, ctx: &Context) -> 
     Ok(CheckedFile { count: l.count(), warnings: l.raw.warnings, rejected, candidates })
 }
 
-/// A 128-bit hash of the canonical cells: two 64-bit foldhash passes with different seeds
+/// A 128-bit hash of the [`canonical`] cells: two 64-bit foldhash passes with different seeds
 /// (not a defence against crafted collisions; either way both rows are rejected, only the
 /// reason code could differ).
 fn canonical_hash(feed: Feed, cells: &[String]) -> u128 {
     use std::hash::{BuildHasher, Hash, Hasher};
     let mut a = foldhash::quality::FixedState::with_seed(0x9e37_79b9_7f4a_7c15).build_hasher();
     let mut b = foldhash::quality::FixedState::with_seed(0xc2b2_ae3d_27d4_eb4f).build_hasher();
-    for (name, cell) in feed.columns().iter().zip(cells) {
-        let cell = if name.ends_with("_id") { cell.trim() } else { cell.as_str() };
+    for cell in canonical(feed, cells) {
         cell.hash(&mut a);
         cell.hash(&mut b);
     }

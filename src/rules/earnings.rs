@@ -124,9 +124,9 @@ struct Pending<'a> {
     original_period: Option<Period>,
 }
 
-/// Computes the earning lines and unearned sales of `program` from `transactions`: the
-/// accepted ones in the order of feeds.md (sales, then refunds in the order they were
-/// checked), all of them or those of some earners. Everything a line depends on (eligibility,
+/// Computes the earning lines and unearned sales of `program` from `transactions`: all the
+/// accepted ones or those of some earners, each earner's in the order of feeds.md (sales, then
+/// refunds in the order they were checked). Everything a line depends on (eligibility,
 /// tier revenue, the clawbacks of a sale) belongs to its earner, and a refund has its sale's
 /// earner, so earners can be computed apart.
 pub fn earnings<'a>(

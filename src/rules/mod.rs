@@ -72,46 +72,53 @@ pub struct Plan<'a> {
     partners: Vec<&'a Partner>,
     /// Ranges of `partners`.
     ranges: Vec<std::ops::Range<usize>>,
-    /// Transactions by the range of their reseller, then of their provider.
+    /// Transactions by their reseller, and by their provider.
     by_reseller: Bucketed,
     by_provider: Bucketed,
 }
 
-/// Indices of transactions grouped by range, each group in feed order (a counting sort).
+/// Indices of transactions grouped by partner (a counting sort: each partner's in feed
+/// order), partners in the sorted order of [`Plan`]'s list.
 struct Bucketed {
     order: Vec<u32>,
-    /// Range `r` is `order[starts[r]..starts[r + 1]]`.
+    /// Partner `i`'s transactions are `order[starts[i]..starts[i + 1]]`.
     starts: Vec<usize>,
 }
 
 impl Bucketed {
     fn new(
-        ranges: usize,
-        range_of: impl Fn(&Transaction) -> Option<usize>,
+        partners: usize,
+        partner_of: impl Fn(&Transaction) -> Option<usize>,
         transactions: &[Transaction],
     ) -> Self {
-        let mut starts = vec![0usize; ranges + 1];
+        let mut starts = vec![0usize; partners + 1];
         for t in transactions {
-            if let Some(r) = range_of(t) {
-                starts[r + 1] += 1;
+            if let Some(i) = partner_of(t) {
+                starts[i + 1] += 1;
             }
         }
-        for r in 0..ranges {
-            starts[r + 1] += starts[r];
+        for i in 0..partners {
+            starts[i + 1] += starts[i];
         }
         let mut next = starts.clone();
-        let mut order = vec![0u32; starts[ranges]];
-        for (i, t) in transactions.iter().enumerate() {
-            if let Some(r) = range_of(t) {
-                order[next[r]] = i as u32;
-                next[r] += 1;
+        let mut order = vec![0u32; starts[partners]];
+        for (k, t) in transactions.iter().enumerate() {
+            if let Some(i) = partner_of(t) {
+                order[next[i]] = k as u32;
+                next[i] += 1;
             }
         }
         Bucketed { order, starts }
     }
 
-    fn of(&self, range: usize) -> &[u32] {
-        &self.order[self.starts[range]..self.starts[range + 1]]
+    /// Transactions of partner `i`.
+    fn count(&self, i: usize) -> usize {
+        self.starts[i + 1] - self.starts[i]
+    }
+
+    /// Transactions of the partners of `range`, partner by partner.
+    fn of(&self, range: &std::ops::Range<usize>) -> &[u32] {
+        &self.order[self.starts[range.start]..self.starts[range.end]]
     }
 }
 
@@ -136,32 +143,20 @@ impl<'a> Plan<'a> {
         partners.sort_unstable_by(|a, b| a.partner_id.cmp(&b.partner_id));
         let position: HashMap<&str, usize> =
             partners.iter().enumerate().map(|(i, p)| (p.partner_id.as_str(), i)).collect();
-        let mut weight = vec![0usize; partners.len()];
-        for t in &feeds.transactions {
-            for id in [Some(&*t.reseller_id), t.provider_id.as_deref()].into_iter().flatten() {
-                if let Some(&i) = position.get(id) {
-                    weight[i] += 1;
-                }
-            }
-        }
+        let partner_of = |id: Option<&str>| id.and_then(|id| position.get(id).copied());
+        let (by_reseller, by_provider) = rayon::join(
+            || Bucketed::new(partners.len(), |t| partner_of(Some(&t.reseller_id)), &feeds.transactions),
+            || Bucketed::new(partners.len(), |t| partner_of(t.provider_id.as_deref()), &feeds.transactions),
+        );
         let mut ranges = Vec::new();
         let (mut start, mut lines) = (0, 0);
-        for (i, w) in weight.iter().enumerate() {
-            lines += w;
+        for i in 0..partners.len() {
+            lines += by_reseller.count(i) + by_provider.count(i);
             if lines >= range_lines.max(1) || i + 1 == partners.len() {
                 ranges.push(start..i + 1);
                 (start, lines) = (i + 1, 0);
             }
         }
-        let mut range_of_partner = vec![0usize; partners.len()];
-        for (r, range) in ranges.iter().enumerate() {
-            range_of_partner[range.clone()].fill(r);
-        }
-        let range_of = |id: Option<&str>| id.and_then(|id| position.get(id)).map(|&i| range_of_partner[i]);
-        let (by_reseller, by_provider) = rayon::join(
-            || Bucketed::new(ranges.len(), |t| range_of(Some(&t.reseller_id)), &feeds.transactions),
-            || Bucketed::new(ranges.len(), |t| range_of(t.provider_id.as_deref()), &feeds.transactions),
-        );
         let mut ordered: Vec<&Program> = programs.iter().collect();
         ordered.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(Plan {
@@ -198,8 +193,10 @@ impl<'a> Plan<'a> {
         let partners = self.partners[self.ranges[r].clone()].iter().copied();
         let eligibility = eligibility::eligibility(program, &self.refs, self.run_date, partners);
         let bucket = match program.partner_type {
-            PartnerType::IndirectProvider => self.by_provider.of(r),
-            PartnerType::DirectReseller | PartnerType::IndirectReseller => self.by_reseller.of(r),
+            PartnerType::IndirectProvider => self.by_provider.of(&self.ranges[r]),
+            PartnerType::DirectReseller | PartnerType::IndirectReseller => {
+                self.by_reseller.of(&self.ranges[r])
+            }
         };
         let transactions: Vec<&'a Transaction> =
             bucket.iter().map(|&i| &self.transactions[i as usize]).collect();
