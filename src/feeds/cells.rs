@@ -160,24 +160,24 @@ pub const RATE_SCALE: u32 = 8;
 /// Walks the cells of one record (in the feed's column order) and collects its problems.
 pub struct RowCheck<'a> {
     columns: &'static [&'static str],
-    cells: &'a [String],
+    cells: &'a [&'a str],
     pub problems: Vec<Problem>,
 }
 
 impl<'a> RowCheck<'a> {
-    pub fn new(columns: &'static [&'static str], cells: &'a [String]) -> Self {
+    pub fn new(columns: &'static [&'static str], cells: &'a [&'a str]) -> Self {
         RowCheck { columns, cells, problems: Vec::new() }
     }
 
     pub fn raw(&self, col: usize) -> &'a str {
-        &self.cells[col]
+        self.cells[col]
     }
 
     /// Records a problem with the raw cell as its value.
     pub fn fail(&mut self, col: usize, code: Code) {
         self.problems.push(Problem {
             field: self.columns[col].to_string(),
-            value: self.cells[col].clone(),
+            value: self.cells[col].to_string(),
             code,
         });
     }
@@ -198,7 +198,7 @@ impl<'a> RowCheck<'a> {
             self.fail(col, Code::MissingValue);
             None
         } else {
-            Some(self.cells[col].as_str())
+            Some(self.cells[col])
         }
     }
 
@@ -369,8 +369,7 @@ mod tests {
 
     fn check(cells: &[&str]) -> Vec<String> {
         static COLS: [&str; 3] = ["a", "b", "c"];
-        let cells: Vec<String> = cells.iter().map(|s| s.to_string()).collect();
-        let mut r = RowCheck::new(&COLS, &cells);
+        let mut r = RowCheck::new(&COLS, cells);
         r.integer(0);
         r.decimal(1, 4);
         r.boolean(2);

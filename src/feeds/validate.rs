@@ -273,7 +273,7 @@ struct Context {
 struct Candidate<'a, T> {
     file: usize,
     row: u64,
-    cells: &'a [String],
+    cells: Vec<&'a str>,
     value: T,
 }
 
@@ -283,15 +283,18 @@ struct Validator {
 }
 
 /// The cells as compared for duplicates: identifiers trimmed, everything else as delivered.
-fn canonical(feed: Feed, cells: &[String]) -> Vec<&str> {
+fn canonical<'a>(feed: Feed, cells: &[&'a str]) -> Vec<&'a str> {
+    canonical_cells(feed, cells).collect()
+}
+
+fn canonical_cells<'a, 'c>(feed: Feed, cells: &'c [&'a str]) -> impl Iterator<Item = &'a str> + 'c {
     feed.columns()
         .iter()
         .zip(cells)
-        .map(|(name, cell)| if name.ends_with("_id") { cell.trim() } else { cell.as_str() })
-        .collect()
+        .map(|(name, &cell)| if name.ends_with("_id") { cell.trim() } else { cell })
 }
 
-fn key_of(feed: Feed, cells: &[String]) -> Vec<String> {
+fn key_of(feed: Feed, cells: &[&str]) -> Vec<String> {
     let canon = canonical(feed, cells);
     feed.key().iter().map(|&i| canon[i].to_string()).collect()
 }
@@ -301,7 +304,7 @@ impl Validator {
         self.ingest.count_file(l.count(), &l.raw.warnings)
     }
 
-    fn key_problem(&self, feed: Feed, cells: &[String], code: Code) -> Problem {
+    fn key_problem(&self, feed: Feed, cells: &[&str], code: Code) -> Problem {
         let names: Vec<&str> = feed.key().iter().map(|&i| feed.columns()[i]).collect();
         Problem { field: names.join(";"), value: key_of(feed, cells).join(";"), code }
     }
@@ -325,10 +328,10 @@ impl Validator {
                 .rows
                 .par_iter()
                 .map(|r| {
-                    let result = match &r.cells {
-                        Err(n) => Err(vec![bad_record(*n)]),
+                    let result = match l.raw.cells(r) {
+                        Err(n) => Err(vec![bad_record(n)]),
                         Ok(cells) => {
-                            let mut rc = RowCheck::new(feed.columns(), cells);
+                            let mut rc = RowCheck::new(feed.columns(), &cells);
                             let value = check(&mut rc, ctx, l.file);
                             match value {
                                 Some(v) if rc.problems.is_empty() => Ok(v),
@@ -344,7 +347,7 @@ impl Validator {
                     Ok(value) => out.push(Candidate {
                         file: idx,
                         row: r.row,
-                        cells: r.cells.as_deref().expect("checked rows have cells"),
+                        cells: l.raw.cells(r).expect("checked rows have cells"),
                         value,
                     }),
                     Err(problems) => self.ingest.reject(idx, r.row, problems),
@@ -359,12 +362,12 @@ impl Validator {
     fn snapshot_keys<T>(&mut self, feed: Feed, candidates: Vec<Candidate<T>>) -> Vec<T> {
         let mut groups: HashMap<Vec<String>, Vec<usize>> = HashMap::default();
         for (i, c) in candidates.iter().enumerate() {
-            groups.entry(key_of(feed, c.cells)).or_default().push(i);
+            groups.entry(key_of(feed, &c.cells)).or_default().push(i);
         }
         let mut verdict: Vec<Option<Code>> = vec![None; candidates.len()];
         for members in groups.values() {
-            let first = canonical(feed, candidates[members[0]].cells);
-            let agree = members.iter().all(|&m| canonical(feed, candidates[m].cells) == first);
+            let first = canonical(feed, &candidates[members[0]].cells);
+            let agree = members.iter().all(|&m| canonical(feed, &candidates[m].cells) == first);
             for (n, &m) in members.iter().enumerate() {
                 verdict[m] = match (agree, n) {
                     (true, 0) => None,
@@ -381,7 +384,7 @@ impl Validator {
                     accepted.push(c.value);
                 }
                 Some(code) => {
-                    let p = self.key_problem(feed, c.cells, code);
+                    let p = self.key_problem(feed, &c.cells, code);
                     self.ingest.reject(c.file, c.row, vec![p]);
                 }
             }
@@ -395,7 +398,7 @@ impl Validator {
         &self,
         feed: Feed,
         held: &HashMap<Vec<String>, Vec<String>>,
-        cells: &[String],
+        cells: &[&str],
     ) -> Option<Problem> {
         let holder = held.get(&key_of(feed, cells))?;
         let same = canonical(feed, cells).iter().zip(holder).all(|(a, b)| *a == b.as_str());
@@ -403,7 +406,7 @@ impl Validator {
         Some(self.key_problem(feed, cells, code))
     }
 
-    fn claim(feed: Feed, held: &mut HashMap<Vec<String>, Vec<String>>, cells: &[String]) {
+    fn claim(feed: Feed, held: &mut HashMap<Vec<String>, Vec<String>>, cells: &[&str]) {
         let canon = canonical(feed, cells).into_iter().map(str::to_string).collect();
         held.insert(key_of(feed, cells), canon);
     }
@@ -412,10 +415,10 @@ impl Validator {
         let mut held = HashMap::default();
         let mut accepted = Vec::new();
         for c in candidates {
-            match self.event_key(feed, &held, c.cells) {
+            match self.event_key(feed, &held, &c.cells) {
                 Some(p) => self.ingest.reject(c.file, c.row, vec![p]),
                 None => {
-                    Self::claim(feed, &mut held, c.cells);
+                    Self::claim(feed, &mut held, &c.cells);
                     self.ingest.accept(c.file);
                     accepted.push(c.value);
                 }
@@ -642,23 +645,21 @@ fn check_transaction_file(store: &Store, file: &DeliveryFile, ctx: &Context) -> 
     let l = load(store, file)?;
     let mut rejected = Vec::new();
     let mut candidates = Vec::new();
+    let mut cells = Vec::new();
     for r in &l.raw.rows {
-        let cells = match &r.cells {
-            Err(n) => {
-                rejected.push((r.row, vec![bad_record(*n)]));
-                continue;
-            }
-            Ok(cells) => cells,
-        };
-        let mut rc = RowCheck::new(feed.columns(), cells);
+        if let Err(n) = l.raw.cells_into(r, &mut cells) {
+            rejected.push((r.row, vec![bad_record(n)]));
+            continue;
+        }
+        let mut rc = RowCheck::new(feed.columns(), &cells);
         match check_transaction(&mut rc, ctx, file.date) {
             Some(value) if rc.problems.is_empty() => {
                 let raw = (value.transaction_type == TransactionType::Refund)
-                    .then(|| cells.clone().into_boxed_slice());
+                    .then(|| cells.iter().map(|c| c.to_string()).collect());
                 candidates.push(TxCandidate {
                     file: 0,
                     row: r.row,
-                    canon: canonical_hash(feed, cells),
+                    canon: canonical_hash(feed, &cells),
                     value,
                     raw,
                 });
@@ -672,11 +673,11 @@ fn check_transaction_file(store: &Store, file: &DeliveryFile, ctx: &Context) -> 
 /// A 128-bit hash of the [`canonical`] cells: two 64-bit foldhash passes with different seeds
 /// (not a defence against crafted collisions; either way both rows are rejected, only the
 /// reason code could differ).
-fn canonical_hash(feed: Feed, cells: &[String]) -> u128 {
+fn canonical_hash(feed: Feed, cells: &[&str]) -> u128 {
     use std::hash::{BuildHasher, Hash, Hasher};
     let mut a = foldhash::quality::FixedState::with_seed(0x9e37_79b9_7f4a_7c15).build_hasher();
     let mut b = foldhash::quality::FixedState::with_seed(0xc2b2_ae3d_27d4_eb4f).build_hasher();
-    for cell in canonical(feed, cells) {
+    for cell in canonical_cells(feed, cells) {
         cell.hash(&mut a);
         cell.hash(&mut b);
     }
