@@ -94,6 +94,13 @@ impl Text {
         Shard::hand_out(stored)
     }
 
+    /// The handle's number. Equal numbers are equal strings, not conversely (a fresh copy has
+    /// a number of its own): a cache of lookups by string may be keyed by it, and then never
+    /// needs to read the string again.
+    pub fn handle(self) -> u32 {
+        self.0.get()
+    }
+
     pub fn as_str(self) -> &'static str {
         let id = self.0.get() as usize;
         SEGMENTS[id / SEGMENT].get().and_then(|t| t[id % SEGMENT].get()).expect("a handed-out handle")

@@ -15,7 +15,8 @@ use crate::config::{Lever, Program};
 use crate::decimal::{self, rescale_round};
 use crate::error::{Error, Result};
 use crate::feeds::cells::{AMOUNT_SCALE, RATE_SCALE, currency_minor_digits, month_of};
-use crate::feeds::tables::{FxRate, PartnerType, Transaction, TransactionType};
+use crate::feeds::tables::{FxRate, Partner, PartnerType, Transaction, TransactionType};
+use crate::text::Text;
 
 /// USD has rate 1.
 const USD_RATE: i128 = decimal::pow10(RATE_SCALE);
@@ -98,10 +99,10 @@ fn mul(a: i128, b: i128, tx: &Transaction) -> Result<i128> {
 }
 
 /// The earner of `t` for a program paying `partner_type`.
-pub fn earner(t: &Transaction, partner_type: PartnerType) -> Option<&str> {
+pub fn earner(t: &Transaction, partner_type: PartnerType) -> Option<Text> {
     match partner_type {
-        PartnerType::IndirectProvider => t.provider_id.as_deref(),
-        PartnerType::DirectReseller | PartnerType::IndirectReseller => Some(&*t.reseller_id),
+        PartnerType::IndirectProvider => t.provider_id,
+        PartnerType::DirectReseller | PartnerType::IndirectReseller => Some(t.reseller_id),
     }
 }
 
@@ -119,6 +120,8 @@ pub fn tier_rate(lever: &Lever, revenue_cents: i128) -> i128 {
 struct Pending<'a> {
     tx: &'a Transaction,
     partner_id: &'a str,
+    /// The earner's number in this program's computation.
+    earner: usize,
     lever: &'a Lever,
     /// For a refund: the transaction period of its original sale (which fixes the rate).
     original_period: Option<Period>,
@@ -139,45 +142,59 @@ pub fn earnings<'a>(
         program.levers.iter().flat_map(|l| l.product_families.iter().map(move |f| (f.as_str(), l))).collect();
     let kind = program.earning_period;
     let mut out = ProgramEarnings::default();
-    let mut requirements: HashMap<&str, Requirements> = HashMap::default();
-    // Considered sales: (earner, lever, earned, transaction period).
-    let mut considered: HashMap<&str, (&str, &Lever, bool, Period)> = HashMap::default();
+    // The program's earners, numbered as met: their record, requirements and latest date.
+    let mut earners: Vec<(&'a Partner, Requirements, NaiveDate)> = Vec::new();
+    // Lookups by string, memoised by text handle (a piece's rows repeat a few partners and
+    // families, and reading a handle's string is a cache miss): earner -> its number.
+    let mut earner_of: HashMap<u32, Option<usize>> = HashMap::default();
+    let mut lever_by_family: HashMap<u32, Option<&'a Lever>> = HashMap::default();
+    // Considered sales: (earner number, lever, earned, transaction period).
+    let mut considered: HashMap<&str, (usize, &Lever, bool, Period)> = HashMap::default();
     let mut pending: Vec<Pending> = Vec::new();
-    let touch = |last: &mut HashMap<&'a str, NaiveDate>, p: &'a str, d: NaiveDate| {
-        last.entry(p).and_modify(|x| *x = (*x).max(d)).or_insert(d);
-    };
 
     for &t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
-        let Some(partner_id) = earner(t, program.partner_type) else { continue };
-        let Some(partner) = refs.partners.get(partner_id) else { continue };
-        let Some(&lever) = lever_of.get(&*t.product_family) else { continue };
-        if partner.partner_type != program.partner_type
-            || t.transaction_date < program.start
-            || t.transaction_date > program.end
-        {
+        let Some(id) = earner(t, program.partner_type) else { continue };
+        let number = *earner_of.entry(id.handle()).or_insert_with(|| {
+            let partner = refs.partners.get(&*id).filter(|p| p.partner_type == program.partner_type)?;
+            earners.push((partner, Requirements::new(program, partner, refs), NaiveDate::MIN));
+            Some(earners.len() - 1)
+        });
+        let Some(number) = number else { continue };
+        let lever = *lever_by_family
+            .entry(t.product_family.handle())
+            .or_insert_with(|| lever_of.get(&*t.product_family).copied());
+        let Some(lever) = lever else { continue };
+        if t.transaction_date < program.start || t.transaction_date > program.end {
             continue;
         }
-        let partner_id: &'a str = partner.partner_id.as_str();
-        touch(&mut out.last_transaction, partner_id, t.transaction_date);
-        let req = requirements.entry(partner_id).or_insert_with(|| Requirements::new(program, partner, refs));
+        let (partner, req, last) = &mut earners[number];
+        *last = (*last).max(t.transaction_date);
         let reasons = req.failing(t.transaction_date);
         let earned = reasons.is_empty();
         let period = Period::containing(t.transaction_date, kind);
-        considered.insert(&*t.transaction_id, (partner_id, lever, earned, period));
+        considered.insert(&*t.transaction_id, (number, lever, earned, period));
+        let partner_id = partner.partner_id.as_str();
         if earned {
-            pending.push(Pending { tx: t, partner_id, lever, original_period: None });
+            pending.push(Pending { tx: t, partner_id, earner: number, lever, original_period: None });
         } else {
             out.unearned.push(Unearned { tx: t, partner_id, lever, reasons });
         }
     }
     for &t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Refund) {
         let original = t.original_transaction_id.as_deref().unwrap_or_default();
-        let Some(&(partner_id, lever, earned, period)) = considered.get(original) else { continue };
-        touch(&mut out.last_transaction, partner_id, t.transaction_date);
+        let Some(&(number, lever, earned, period)) = considered.get(original) else { continue };
+        let (partner, _, last) = &mut earners[number];
+        *last = (*last).max(t.transaction_date);
         if earned {
-            pending.push(Pending { tx: t, partner_id, lever, original_period: Some(period) });
+            let partner_id = partner.partner_id.as_str();
+            pending.push(Pending { tx: t, partner_id, earner: number, lever, original_period: Some(period) });
         }
     }
+    out.last_transaction = earners
+        .iter()
+        .filter(|(_, _, last)| *last != NaiveDate::MIN)
+        .map(|(p, _, last)| (p.partner_id.as_str(), *last))
+        .collect();
 
     // Amounts in USD and periods; then the period revenue of tiered levers (on-time lines).
     struct Placed {
@@ -188,7 +205,8 @@ pub fn earnings<'a>(
         amount_usd: i128,
     }
     let mut placed = Vec::with_capacity(pending.len());
-    let mut revenue: HashMap<(&str, &str, Period), i128> = HashMap::default();
+    // Period revenue by (earner number, lever address, period).
+    let mut revenue: HashMap<(usize, *const Lever, Period), i128> = HashMap::default();
     for p in &pending {
         let tp = Period::containing(p.tx.transaction_date, kind);
         let late = p.tx.delivery_date > tp.last_on_time_delivery();
@@ -197,12 +215,12 @@ pub fn earnings<'a>(
         let amount_usd =
             rescale_round(mul(p.tx.amount.into(), usd_rate, p.tx)?, AMOUNT_SCALE + RATE_SCALE, USD_SCALE);
         if !p.lever.tiers.is_empty() && !late {
-            *revenue.entry((p.partner_id, p.lever.name.as_str(), tp)).or_default() += amount_usd;
+            *revenue.entry((p.earner, p.lever, tp)).or_default() += amount_usd;
         }
         placed.push(Placed { transaction_period: tp, booked, late, usd_rate, amount_usd });
     }
-    let rate_for = |partner: &str, lever: &Lever, period: Period| -> i128 {
-        let r = revenue.get(&(partner, lever.name.as_str(), period)).copied().unwrap_or(0);
+    let rate_for = |earner: usize, lever: &Lever, period: Period| -> i128 {
+        let r = revenue.get(&(earner, lever as *const Lever, period)).copied().unwrap_or(0);
         tier_rate(lever, r)
     };
 
@@ -231,7 +249,7 @@ pub fn earnings<'a>(
                 m
             }
         };
-        let rate = rate_for(p.partner_id, p.lever, p.original_period.unwrap_or(pl.transaction_period));
+        let rate = rate_for(p.earner, p.lever, p.original_period.unwrap_or(pl.transaction_period));
         let local = mul(t.amount.into(), rate, t)?;
         let full = mul(mul(t.amount.into(), pl.usd_rate, t)?, rate, t)?;
         let (earning, earning_usd) = match p.original_period {

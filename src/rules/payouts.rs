@@ -100,12 +100,28 @@ pub fn payouts(
     profiles: &HashMap<&str, &PaymentProfile>,
     run_date: NaiveDate,
 ) -> Vec<Group> {
-    let mut totals: HashMap<(&str, Period, EarningType), i128> = HashMap::default();
-    for l in lines {
-        *totals.entry((l.partner_id, l.booked, l.lever.earning_type)).or_default() += l.earning_usd;
+    // Lines come partner by partner (a piece's are sorted), so they are summed a run of one
+    // partner at a time, keyed without the partner's id; a partner met in two runs is merged
+    // after the sort.
+    let mut totals: Vec<((&str, Period, EarningType), i128)> = Vec::new();
+    let mut run: HashMap<(Period, EarningType), i128> = HashMap::default();
+    for same_partner in
+        lines.chunk_by(|a, b| std::ptr::eq(a.partner_id, b.partner_id) || a.partner_id == b.partner_id)
+    {
+        for l in same_partner {
+            *run.entry((l.booked, l.lever.earning_type)).or_default() += l.earning_usd;
+        }
+        let partner = same_partner[0].partner_id;
+        totals.extend(run.drain().map(|((period, kind), total)| ((partner, period, kind), total)));
     }
-    let mut totals: Vec<_> = totals.into_iter().collect();
     totals.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    totals.dedup_by(|later, first| {
+        let same = later.0 == first.0;
+        if same {
+            first.1 += later.1;
+        }
+        same
+    });
     let mut groups: Vec<Group> = totals
         .into_iter()
         .map(|((partner, period, earning_type), total_usd)| {

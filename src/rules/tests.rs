@@ -1177,3 +1177,29 @@ fn pieces_of_one_partner_each_add_up_to_the_whole_program() {
         assert_eq!(joined(&totals), totals(r), "program {p}: totals");
     }
 }
+
+#[test]
+fn payout_groups_do_not_depend_on_the_order_of_lines() {
+    let p = monthly("direct_reseller");
+    let mut w = World::new();
+    w.payable("P1", DirectReseller);
+    w.payable("P2", DirectReseller);
+    w.sale("S1", "P1", "modern_work", "2026-08-05", "3000"); // 120.00 rebate, August
+    w.sale("S2", "P2", "modern_work", "2026-08-06", "1000"); // 40.00 rebate, August
+    w.sale("S3", "P1", "modern_work", "2026-08-07", "500"); // 20.00 rebate, August
+    w.sale("C1", "P1", "azure", "2026-08-08", "1000"); // 20.00 co-op, August
+    let f = w.as_of("2026-10-20");
+    let r = run1(&f, &p, "2026-10-20");
+    let profiles = f.payment_profiles.iter().map(|x| (x.partner_id.as_str(), x)).collect();
+    let run = d("2026-10-20");
+    // By transaction id (C1, S1, S2, S3), P1's lines are split in two runs by P2's: its
+    // August rebate is still one group.
+    let mut lines = r.lines.clone();
+    lines.sort_by_key(|l| l.tx.transaction_id);
+    assert_eq!(lines.iter().map(|l| l.partner_id).collect::<Vec<_>>(), ["P1", "P1", "P2", "P1"]);
+    let groups = super::payouts::payouts(&p, &lines, &profiles, run);
+    assert_eq!(format!("{groups:?}"), format!("{:?}", r.groups));
+    let rebate = group(&r, "P1", "2026-08", Rebate);
+    assert_eq!(rebate.total_usd, 14_000, "120.00 + 20.00");
+    assert_eq!(group(&r, "P1", "2026-08", Coop).total_usd, 2000);
+}
