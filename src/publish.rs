@@ -149,6 +149,11 @@ pub struct Publication {
     /// The staging prefix the previous manifest was published from (kept for its readers).
     previous: Option<String>,
     checkpoints: std::sync::atomic::AtomicU32,
+    /// Local folders under the staging prefix already made by [`Publication::write_many`]: a
+    /// run writes five files into each of hundreds of thousands of partner folders, and
+    /// asking for an existing folder again (a `mkdir` that fails, then a `stat`) locks their
+    /// shared parent.
+    folders: crate::hash::HashSet<std::path::PathBuf>,
     _lock: Lock,
 }
 
@@ -235,6 +240,7 @@ impl Publication {
             manifest_seen: seen.map(|(_, v)| v),
             previous,
             checkpoints: std::sync::atomic::AtomicU32::new(0),
+            folders: Default::default(),
             _lock: lock,
         })
     }
@@ -258,6 +264,20 @@ impl Publication {
     pub fn write_many(&mut self, files: &[(String, Vec<u8>)]) -> Result<()> {
         use rayon::prelude::*;
         let root = self.store.local_root().map(|r| r.join(&self.staging));
+        if let Some(root) = &root {
+            let mut new: Vec<std::path::PathBuf> = files
+                .iter()
+                .filter_map(|(rel, _)| root.join(rel).parent().map(std::path::Path::to_path_buf))
+                .filter(|folder| !self.folders.contains(folder))
+                .collect();
+            new.sort_unstable();
+            new.dedup();
+            new.par_iter().try_for_each(|folder| {
+                std::fs::create_dir_all(folder)
+                    .map_err(|e| Error::Write { path: folder.display().to_string(), reason: e.to_string() })
+            })?;
+            self.folders.extend(new);
+        }
         files.par_iter().try_for_each(|(rel, bytes)| {
             match &root {
                 Some(root) => {
@@ -266,9 +286,6 @@ impl Publication {
                         path: path.display().to_string(),
                         reason: e.to_string(),
                     };
-                    if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent).map_err(io)?;
-                    }
                     std::fs::write(&path, bytes).map_err(io)?;
                 }
                 None => self.store.put(&format!("{}/{rel}", self.staging), bytes)?,

@@ -264,7 +264,8 @@ pub fn hex(bytes: &[u8]) -> String {
 /// What the reference checks look things up in: the accepted rows of earlier feeds.
 #[derive(Default)]
 struct Context {
-    partners: HashSet<String>,
+    /// Accepted partner ids, each with its interned text.
+    partners: HashMap<String, Text>,
     /// Currency -> first days of the months with an accepted rate.
     rates: HashMap<String, HashSet<NaiveDate>>,
 }
@@ -432,7 +433,8 @@ impl Validator {
             Feed::Partners => {
                 let c = self.check_rows(files, |r, _, _| check_partner(r));
                 let partners = self.snapshot_keys(feed, c);
-                self.ctx.partners = partners.iter().map(|p| p.partner_id.clone()).collect();
+                self.ctx.partners =
+                    partners.iter().map(|p| (p.partner_id.clone(), Text::new(&p.partner_id))).collect();
                 self.ingest.feeds.partners = partners;
             }
             Feed::Agreements => {
@@ -685,12 +687,13 @@ fn canonical_hash(feed: Feed, cells: &[&str]) -> u128 {
 }
 
 /// `UNKNOWN_PARTNER` unless `id` names an accepted partner.
-fn partner_ref(r: &mut RowCheck, ctx: &Context, col: usize, id: Option<&str>) {
-    if let Some(id) = id
-        && !ctx.partners.contains(id)
-    {
+fn partner_ref(r: &mut RowCheck, ctx: &Context, col: usize, id: Option<&str>) -> Option<Text> {
+    let id = id?;
+    let found = ctx.partners.get(id).copied();
+    if found.is_none() {
         r.fail_with(col, id, Code::UnknownPartner);
     }
+    found
 }
 
 /// A required start date and an optional end date (`None` = not valid), with
@@ -811,10 +814,11 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
         }
         _ => None,
     };
+    // Known partners' ids come back interned.
     let reseller_id = r.id_str(4);
-    partner_ref(r, ctx, 4, reseller_id);
+    let reseller_id = partner_ref(r, ctx, 4, reseller_id);
     let provider_id = r.opt_id_str(5);
-    partner_ref(r, ctx, 5, provider_id);
+    let provider_id = partner_ref(r, ctx, 5, provider_id);
     let customer_id = r.id_str(6);
     let product_id = r.id_str(7);
     let product_family = r.required(8);
@@ -853,8 +857,8 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
             TransactionType::Refund => Some(Text::fresh(&original_transaction_id?)),
             TransactionType::Sale => None,
         },
-        reseller_id: shared(reseller_id?),
-        provider_id: provider_id.map(shared),
+        reseller_id: reseller_id?,
+        provider_id,
         customer_id: shared(customer_id?),
         product_id: shared(product_id?),
         product_family: shared(product_family?),
