@@ -15,9 +15,14 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::{Table, Values};
 use crate::error::{Error, Result};
+
+/// Columns whose values are (nearly) all distinct: a dictionary would be built only to be
+/// given up once it grows too large, so they are written plain.
+const DISTINCT: [&str; 3] = ["earning_id", "transaction_id", "original_transaction_id"];
 
 /// Rows per row group: large enough for fast scans, small enough to keep writer memory low.
 const ROW_GROUP_ROWS: usize = 1 << 20;
@@ -104,11 +109,16 @@ impl<W: std::io::Write + Send> ParquetSink<W> {
             metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         let schema = Arc::new(Schema::new_with_metadata(fields, schema_metadata));
         let kv = metadata.iter().map(|(k, v)| KeyValue::new(k.to_string(), v.clone())).collect();
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_key_value_metadata(Some(kv))
-            .build();
+            .set_key_value_metadata(Some(kv));
+        for (name, _) in &shape.columns {
+            if DISTINCT.contains(name) {
+                props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
+            }
+        }
+        let props = props.build();
         let writer = ArrowWriter::try_new(out, schema.clone(), Some(props))
             .map_err(|e| Error::Internal(format!("parquet {}: {e}", shape.name)))?;
         Ok(ParquetSink { name: shape.name, schema, writer })
@@ -171,5 +181,26 @@ mod tests {
         let dec = batch.column(0).as_any().downcast_ref::<Decimal128Array>().unwrap();
         assert_eq!(dec.value(0), -1250);
         assert!(dec.is_null(1));
+    }
+
+    #[test]
+    fn distinct_id_columns_are_written_without_a_dictionary() {
+        let ids: Vec<Option<std::borrow::Cow<str>>> =
+            (0..100).map(|i| Some(format!("e{i}").into())).collect();
+        let t = Table {
+            name: "t",
+            columns: vec![
+                ("earning_id", Values::Text(ids)),
+                ("program_id", Values::Text(vec![Some("p".into()); 100])),
+            ],
+        };
+        let bytes = to_parquet(&t, &[]).unwrap();
+        let b = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
+        let group = b.metadata().row_group(0);
+        assert!(group.column(0).dictionary_page_offset().is_none(), "earning_id is plain");
+        assert!(group.column(1).dictionary_page_offset().is_some(), "program_id keeps its dictionary");
+        let batch = b.build().unwrap().next().unwrap().unwrap();
+        let read = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(read.value(99), "e99");
     }
 }
