@@ -7,6 +7,7 @@
 //! references only ever point at feeds already accepted.
 
 use crate::hash::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
 
 use chrono::NaiveDate;
 use rayon::prelude::*;
@@ -485,9 +486,7 @@ impl Validator {
                      canon: &mut Vec<u128>,
                      c: TxCandidate|
          -> Result<()> {
-            let i = u32::try_from(accepted.len()).map_err(|_| {
-                Error::Data(format!("more than {} accepted transactions in one run", u32::MAX))
-            })?;
+            let i = next_index(accepted)?;
             held.insert(c.value.transaction_id, i);
             canon.push(c.canon);
             accepted.push(c.value);
@@ -520,12 +519,20 @@ impl Validator {
                             c.file = idx;
                             if c.value.transaction_type == TransactionType::Refund {
                                 refunds.push(c);
-                            } else if let Some(&holder) = held.get(&c.value.transaction_id) {
-                                let p = key_problem(&c, canon[holder as usize]);
-                                ingest.reject(c.file, c.row, vec![p]);
-                            } else {
-                                ingest.accept(c.file);
-                                claim(&mut held, &mut accepted, &mut canon, c)?;
+                                continue;
+                            }
+                            let i = next_index(&accepted)?;
+                            match held.entry(c.value.transaction_id) {
+                                Entry::Occupied(holder) => {
+                                    let p = key_problem(&c, canon[*holder.get() as usize]);
+                                    ingest.reject(c.file, c.row, vec![p]);
+                                }
+                                Entry::Vacant(slot) => {
+                                    slot.insert(i);
+                                    ingest.accept(c.file);
+                                    canon.push(c.canon);
+                                    accepted.push(c.value);
+                                }
                             }
                         }
                     }
@@ -609,6 +616,12 @@ impl Validator {
         ingest.feeds.transactions = accepted;
         Ok(())
     }
+}
+
+/// The index the next accepted transaction gets (ids map to `u32` indices).
+fn next_index(accepted: &[Transaction]) -> Result<u32> {
+    u32::try_from(accepted.len())
+        .map_err(|_| Error::Data(format!("more than {} accepted transactions in one run", u32::MAX)))
 }
 
 /// A transaction row that passed its cell and reference checks and waits for its key and
