@@ -149,7 +149,8 @@ pub fn earnings<'a>(
     let mut earner_of: HashMap<u32, Option<usize>> = HashMap::default();
     let mut lever_by_family: HashMap<u32, Option<&'a Lever>> = HashMap::default();
     // Considered sales: (earner number, lever, earned, transaction period).
-    let mut considered: HashMap<&str, (usize, &Lever, bool, Period)> = HashMap::default();
+    let mut considered: HashMap<&str, (usize, &Lever, bool, Period)> =
+        HashMap::with_capacity_and_hasher(transactions.len(), Default::default());
     let mut pending: Vec<Pending> = Vec::new();
 
     for &t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
