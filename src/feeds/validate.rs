@@ -289,6 +289,7 @@ fn canonical<'a>(feed: Feed, cells: &[&'a str]) -> Vec<&'a str> {
     canonical_cells(feed, cells).collect()
 }
 
+/// [`canonical`] cell by cell, without collecting them (the hot path hashes them).
 fn canonical_cells<'a, 'c>(feed: Feed, cells: &'c [&'a str]) -> impl Iterator<Item = &'a str> + 'c {
     feed.columns()
         .iter()
@@ -521,14 +522,13 @@ impl Validator {
                                 refunds.push(c);
                                 continue;
                             }
-                            let i = next_index(&accepted)?;
                             match held.entry(c.value.transaction_id) {
                                 Entry::Occupied(holder) => {
                                     let p = key_problem(&c, canon[*holder.get() as usize]);
                                     ingest.reject(c.file, c.row, vec![p]);
                                 }
                                 Entry::Vacant(slot) => {
-                                    slot.insert(i);
+                                    slot.insert(next_index(&accepted)?);
                                     ingest.accept(c.file);
                                     canon.push(c.canon);
                                     accepted.push(c.value);

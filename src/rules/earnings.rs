@@ -146,7 +146,10 @@ pub fn earnings<'a>(
     let mut earners: Vec<(&'a Partner, Requirements, NaiveDate)> = Vec::new();
     // Lookups by string, memoised by text handle (a piece's rows repeat a few partners and
     // families, and reading a handle's string is a cache miss): earner -> its number.
+    // A number is given per partner record, so that two handles of one id (an interned and a
+    // fresh copy) still share one earner.
     let mut earner_of: HashMap<u32, Option<usize>> = HashMap::default();
+    let mut number_of: HashMap<*const Partner, usize> = HashMap::default();
     let mut lever_by_family: HashMap<u32, Option<&'a Lever>> = HashMap::default();
     // Considered sales: (earner number, lever, earned, transaction period).
     let mut considered: HashMap<&str, (usize, &Lever, bool, Period)> =
@@ -157,8 +160,10 @@ pub fn earnings<'a>(
         let Some(id) = earner(t, program.partner_type) else { continue };
         let number = *earner_of.entry(id.handle()).or_insert_with(|| {
             let partner = refs.partners.get(&*id).filter(|p| p.partner_type == program.partner_type)?;
-            earners.push((partner, Requirements::new(program, partner, refs), NaiveDate::MIN));
-            Some(earners.len() - 1)
+            Some(*number_of.entry(*partner as *const Partner).or_insert_with(|| {
+                earners.push((partner, Requirements::new(program, partner, refs), NaiveDate::MIN));
+                earners.len() - 1
+            }))
         });
         let Some(number) = number else { continue };
         let lever = *lever_by_family

@@ -1203,3 +1203,18 @@ fn payout_groups_do_not_depend_on_the_order_of_lines() {
     assert_eq!(rebate.total_usd, 14_000, "120.00 + 20.00");
     assert_eq!(group(&r, "P1", "2026-08", Coop).total_usd, 2000);
 }
+
+#[test]
+fn one_partner_is_one_earner_whatever_copy_of_its_id_a_sale_holds() {
+    let p = monthly("direct_reseller");
+    let mut w = World::new();
+    w.payable("P1", DirectReseller);
+    w.sale("S1", "P1", "modern_work", "2026-08-20", "1000"); // 40.00
+    // The same id as a fresh copy (its own text handle), on an earlier date.
+    w.sale("S2", "P1", "modern_work", "2026-08-05", "500").reseller_id = crate::text::Text::fresh("P1"); // 20.00
+    let f = w.as_of("2026-10-20");
+    let r = run1(&f, &p, "2026-10-20");
+    assert_eq!(r.last_transaction.get("P1"), Some(&d("2026-08-20")), "the later of its two sales");
+    assert_eq!(r.last_transaction.len(), 1);
+    assert_eq!(group(&r, "P1", "2026-08", Rebate).total_usd, 6000, "40.00 + 20.00 in one group");
+}
