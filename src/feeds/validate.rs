@@ -17,7 +17,7 @@ use super::Feed;
 use super::cells::{self, AMOUNT_LIMIT, AMOUNT_SCALE, Code, MAX_QUANTITY, Problem, RATE_SCALE, RowCheck};
 use super::landing::Format;
 use super::landing::{DeliveryFile, Ignored, Landing};
-use super::read::{RawFile, RawRow, read_parquet, read_stream};
+use super::read::{RawFile, read_parquet, read_stream};
 use super::tables::*;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -326,7 +326,7 @@ impl Validator {
             let idx = self.count_loaded(l);
             let feed = l.file.feed;
             let ctx = &self.ctx;
-            let checked: Vec<(&RawRow, Result<T, Vec<Problem>>)> = l
+            let checked: Vec<_> = l
                 .raw
                 .rows
                 .par_iter()
@@ -340,6 +340,7 @@ impl Validator {
                                 Some(v) if rc.problems.is_empty() => Ok(v),
                                 _ => Err(rc.problems),
                             }
+                            .map(|v| (cells, v))
                         }
                     };
                     (r, result)
@@ -347,12 +348,7 @@ impl Validator {
                 .collect();
             for (r, result) in checked {
                 match result {
-                    Ok(value) => out.push(Candidate {
-                        file: idx,
-                        row: r.row,
-                        cells: l.raw.cells(r).expect("checked rows have cells"),
-                        value,
-                    }),
+                    Ok((cells, value)) => out.push(Candidate { file: idx, row: r.row, cells, value }),
                     Err(problems) => self.ingest.reject(idx, r.row, problems),
                 }
             }
