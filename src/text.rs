@@ -34,7 +34,8 @@ static LAST: AtomicU32 = AtomicU32::new(0);
 
 /// One shard of the interning table, with the free tail of its arena chunk.
 struct Shard {
-    interned: crate::hash::HashMap<&'static str, Text>,
+    /// Interned strings, found by the hash that also picked the shard (hashed once).
+    interned: hashbrown::HashTable<(&'static str, Text)>,
     free: &'static mut [u8],
 }
 
@@ -69,28 +70,35 @@ impl Shard {
     }
 }
 
-fn shard_of(s: &str) -> &'static Mutex<Shard> {
-    let h = crate::hash::State::default().hash_one(s) as usize;
-    &shards()[h % SHARDS]
+/// The hash of `s` and its shard. The shard comes from bits 32 to 37, which the table inside
+/// it uses for neither the bucket (low bits) nor the tag (top 7 bits).
+fn shard_of(s: &str) -> (u64, &'static Mutex<Shard>) {
+    let h = hash_of(s);
+    (h, &shards()[(h >> 32) as usize % SHARDS])
+}
+
+fn hash_of(s: &str) -> u64 {
+    crate::hash::State::default().hash_one(s)
 }
 
 impl Text {
     /// The handle of `s`: the same one every time for equal strings.
     pub fn new(s: &str) -> Text {
-        let mut shard = shard_of(s).lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&t) = shard.interned.get(s) {
+        let (h, shard) = shard_of(s);
+        let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&(_, t)) = shard.interned.find(h, |(k, _)| *k == s) {
             return t;
         }
         let stored = shard.store(s);
         let t = Shard::hand_out(stored);
-        shard.interned.insert(stored, t);
+        shard.interned.insert_unique(h, (stored, t), |(k, _)| hash_of(k));
         t
     }
 
     /// A handle to a copy of `s`, without looking for an equal string already held (for
     /// values that are almost always new, such as a transaction's own id).
     pub fn fresh(s: &str) -> Text {
-        let stored = shard_of(s).lock().unwrap_or_else(|e| e.into_inner()).store(s);
+        let stored = shard_of(s).1.lock().unwrap_or_else(|e| e.into_inner()).store(s);
         Shard::hand_out(stored)
     }
 

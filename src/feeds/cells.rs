@@ -134,6 +134,26 @@ const STILL_ACTIVE: [&str; 1] = ["VES"];
 
 /// An active ISO 4217 currency with a minor unit: its number of minor digits.
 pub fn currency_minor_digits(code: &str) -> Option<u32> {
+    // Every row names one: the answers for all 26^3 codes are worked out once (the ISO table
+    // is a long match on the code).
+    static DIGITS: std::sync::OnceLock<Vec<Option<u8>>> = std::sync::OnceLock::new();
+    let index = |c: &[u8]| {
+        c.iter().try_fold(0usize, |i, &b| b.is_ascii_uppercase().then(|| i * 26 + usize::from(b - b'A')))
+    };
+    let code = code.as_bytes();
+    let i = if code.len() == 3 { index(code)? } else { return None };
+    let digits = DIGITS.get_or_init(|| {
+        let mut all = vec![None; 26 * 26 * 26];
+        for (i, d) in all.iter_mut().enumerate() {
+            let code = [i / 676, i / 26 % 26, i % 26].map(|k| b'A' + k as u8);
+            *d = std::str::from_utf8(&code).ok().and_then(look_up_minor_digits).map(|d| d as u8);
+        }
+        all
+    });
+    digits[i].map(u32::from)
+}
+
+fn look_up_minor_digits(code: &str) -> Option<u32> {
     let c = iso_currency::Currency::from_code(code)?;
     if c.code() != code || (c.is_superseded().is_some() && !STILL_ACTIVE.contains(&code)) {
         return None;

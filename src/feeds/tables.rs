@@ -138,7 +138,7 @@ pub struct FxRate {
 }
 
 /// An accepted transaction. Ids are [`Text`] handles; a refund's `original_transaction_id` is
-/// its sale's handle.
+/// its sale's handle, not an equal copy: the earnings rule finds a refund's sale by handle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
     pub transaction_id: Text,

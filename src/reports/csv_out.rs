@@ -31,13 +31,19 @@ fn push_date(buf: &mut Vec<u8>, d: chrono::NaiveDate) {
 /// Whether a text cell must be quoted: it holds the delimiter, a quote or a line break (the
 /// bytes the `csv` crate quotes with `QuoteStyle::Necessary` and a `\n` terminator).
 fn needs_quotes(t: &[u8]) -> bool {
-    t.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    const QUOTED: [bool; 256] = {
+        let mut q = [false; 256];
+        (q[b',' as usize], q[b'"' as usize], q[b'\n' as usize], q[b'\r' as usize]) = (true, true, true, true);
+        q
+    };
+    t.iter().any(|&b| QUOTED[usize::from(b)])
 }
 
 /// A text cell: a leading `'` where a spreadsheet would run it as a formula, quoted (quotes
 /// doubled) where needed.
 fn push_text(buf: &mut Vec<u8>, t: &str) {
-    let guard = t.starts_with(FORMULA_START);
+    // The formula starts are ASCII, so the first byte tells.
+    let guard = t.as_bytes().first().is_some_and(|&b| FORMULA_START.contains(&char::from(b)));
     if !needs_quotes(t.as_bytes()) {
         if guard {
             buf.push(b'\'');

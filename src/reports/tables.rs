@@ -219,11 +219,16 @@ fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRe
                 Some(x) if (x.l.booked, x.l.lever.earning_type) == (l.booked, l.lever.earning_type) => x.g,
                 _ => r.group_of(l),
             };
-            let period =
-                *period_labels.entry(l.booked).or_insert_with(|| Text::new(&l.booked.label()).as_str());
-            let payment_month = g
-                .and_then(|g| estimated_payment_month(r.program, g))
-                .map(|d| *month_labels.entry(d).or_insert_with(|| Text::new(&yyyy_mm(d)).as_str()));
+            let period = match last {
+                Some(x) if x.l.booked == l.booked => x.period,
+                _ => *period_labels.entry(l.booked).or_insert_with(|| Text::new(&l.booked.label()).as_str()),
+            };
+            let payment_month = match last {
+                Some(x) if x.g.map(std::ptr::from_ref) == g.map(std::ptr::from_ref) => x.payment_month,
+                _ => g
+                    .and_then(|g| estimated_payment_month(r.program, g))
+                    .map(|d| *month_labels.entry(d).or_insert_with(|| Text::new(&yyyy_mm(d)).as_str())),
+            };
             let row = Row { r, l, g, name, period, payment_month };
             last = Some(row);
             row

@@ -151,8 +151,10 @@ pub fn earnings<'a>(
     let mut earner_of: HashMap<u32, Option<usize>> = HashMap::default();
     let mut number_of: HashMap<*const Partner, usize> = HashMap::default();
     let mut lever_by_family: HashMap<u32, Option<&'a Lever>> = HashMap::default();
-    // Considered sales: (earner number, lever, earned, transaction period).
-    let mut considered: HashMap<&str, (usize, &Lever, bool, Period)> =
+    // Considered sales by id handle: (earner number, lever, earned, transaction period). A
+    // refund's `original_transaction_id` is its sale's handle (validation shares it), so the
+    // ids are never hashed or compared as strings.
+    let mut considered: HashMap<u32, (usize, &Lever, bool, Period)> =
         HashMap::with_capacity_and_hasher(transactions.len(), Default::default());
     let mut pending: Vec<Pending> = Vec::new();
 
@@ -178,7 +180,7 @@ pub fn earnings<'a>(
         let reasons = req.failing(t.transaction_date);
         let earned = reasons.is_empty();
         let period = Period::containing(t.transaction_date, kind);
-        considered.insert(&*t.transaction_id, (number, lever, earned, period));
+        considered.insert(t.transaction_id.handle(), (number, lever, earned, period));
         let partner_id = partner.partner_id.as_str();
         if earned {
             pending.push(Pending { tx: t, partner_id, earner: number, lever, original_period: None });
@@ -187,8 +189,8 @@ pub fn earnings<'a>(
         }
     }
     for &t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Refund) {
-        let original = t.original_transaction_id.as_deref().unwrap_or_default();
-        let Some(&(number, lever, earned, period)) = considered.get(original) else { continue };
+        let Some(original) = t.original_transaction_id else { continue };
+        let Some(&(number, lever, earned, period)) = considered.get(&original.handle()) else { continue };
         let (partner, _, last) = &mut earners[number];
         *last = (*last).max(t.transaction_date);
         if earned {
@@ -238,7 +240,7 @@ pub fn earnings<'a>(
         booked: i128,
         booked_usd: i128,
     }
-    let mut clawed: HashMap<&str, Clawed> = HashMap::default();
+    let mut clawed: HashMap<u32, Clawed> = HashMap::default();
     // Minor digits of the few currencies seen (the ISO table is a long match on the code).
     let mut minor_units: Vec<(crate::text::Text, u32)> = Vec::new();
     const LOCAL_SCALE: u32 = AMOUNT_SCALE + RATE_SCALE;
@@ -261,7 +263,7 @@ pub fn earnings<'a>(
         let (earning, earning_usd) = match p.original_period {
             None => (rescale_round(local, LOCAL_SCALE, minor), rescale_round(full, FULL_SCALE, USD_SCALE)),
             Some(_) => {
-                let c = clawed.entry(t.original_transaction_id.as_deref().unwrap_or_default()).or_default();
+                let c = clawed.entry(t.original_transaction_id.map_or(0, |o| o.handle())).or_default();
                 c.exact += local;
                 c.exact_usd += full;
                 let total = rescale_round(c.exact, LOCAL_SCALE, minor);
