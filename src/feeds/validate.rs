@@ -264,8 +264,9 @@ pub fn hex(bytes: &[u8]) -> String {
 /// What the reference checks look things up in: the accepted rows of earlier feeds.
 #[derive(Default)]
 struct Context {
-    /// Accepted partner ids, each with its interned text.
-    partners: HashMap<String, Text>,
+    /// Accepted partner ids, each with its interned text (the key is that text's string, so
+    /// the map holds no copies).
+    partners: HashMap<&'static str, Text>,
     /// Currency -> first days of the months with an accepted rate.
     rates: HashMap<String, HashSet<NaiveDate>>,
 }
@@ -430,8 +431,13 @@ impl Validator {
             Feed::Partners => {
                 let c = self.check_rows(files, |r, _, _| check_partner(r));
                 let partners = self.snapshot_keys(feed, c);
-                self.ctx.partners =
-                    partners.iter().map(|p| (p.partner_id.clone(), Text::new(&p.partner_id))).collect();
+                self.ctx.partners = partners
+                    .iter()
+                    .map(|p| {
+                        let t = Text::new(&p.partner_id);
+                        (t.as_str(), t)
+                    })
+                    .collect();
                 self.ingest.feeds.partners = partners;
             }
             Feed::Agreements => {
