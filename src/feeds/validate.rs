@@ -607,7 +607,7 @@ impl Validator {
             if problems.is_empty() {
                 *refunded.entry(si).or_default() -= i128::from(r.amount);
                 ingest.accept(c.file);
-                // Share the sale's id instead of a copy of it.
+                // Share the sale's id handle, not a copy: the earnings rule finds the sale by it.
                 c.value.original_transaction_id = Some(accepted[si].transaction_id);
                 claim(&mut held, &mut accepted, &mut canon, c)?;
             } else {

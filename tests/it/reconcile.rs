@@ -376,3 +376,32 @@ fn totals_reconcile_on_the_sample() {
         assert!(results.iter().map(|r| r.lines.len()).sum::<usize>() > 0 || d == "2026-08-02");
     }
 }
+
+/// The earnings rule finds a refund's sale by id handle (`Text::handle`), not by string, so
+/// validation must hand every accepted refund its sale's own handle, not an equal copy.
+#[test]
+fn accepted_refunds_share_their_sales_id_handle() {
+    let store =
+        incentives::store::Store::open(concat!(env!("CARGO_MANIFEST_DIR"), "/sample_data/landing")).unwrap();
+    let landing = incentives::feeds::Landing::scan(&store).unwrap();
+    let ingest = incentives::feeds::ingest(&store, &landing, date("2027-03-01"), false).unwrap();
+    let sales: HashMap<u32, &str> = ingest
+        .feeds
+        .transactions
+        .iter()
+        .filter(|t| t.transaction_type == TransactionType::Sale)
+        .map(|t| (t.transaction_id.handle(), t.transaction_id.as_str()))
+        .collect();
+    let refunds: Vec<_> =
+        ingest.feeds.transactions.iter().filter(|t| t.transaction_type == TransactionType::Refund).collect();
+    assert!(refunds.len() >= 2, "the sample has refunds: {}", refunds.len());
+    for r in refunds {
+        let original = r.original_transaction_id.expect("a refund names its sale");
+        assert_eq!(
+            sales.get(&original.handle()).copied(),
+            Some(original.as_str()),
+            "refund {} does not hold its sale's handle",
+            r.transaction_id
+        );
+    }
+}
