@@ -241,7 +241,8 @@ pub fn earnings<'a>(
         booked_usd: i128,
     }
     let mut clawed: HashMap<u32, Clawed> = HashMap::default();
-    // Minor digits of the few currencies seen (the ISO table is a long match on the code).
+    // Minor digits of the few currencies seen, matched by handle (looking a code up reads its
+    // string, usually a cache miss).
     let mut minor_units: Vec<(crate::text::Text, u32)> = Vec::new();
     const LOCAL_SCALE: u32 = AMOUNT_SCALE + RATE_SCALE;
     const FULL_SCALE: u32 = AMOUNT_SCALE + 2 * RATE_SCALE;
