@@ -483,16 +483,12 @@ impl Validator {
         let mut held: HashMap<Text, u32> = HashMap::default();
         let mut accepted: Vec<Transaction> = Vec::new();
         let mut canon: Vec<u128> = Vec::new();
-        let claim = |held: &mut HashMap<Text, u32>,
-                     accepted: &mut Vec<Transaction>,
-                     canon: &mut Vec<u128>,
-                     c: TxCandidate|
-         -> Result<()> {
+        // Keeps an accepted row and its canonical hash; its index is what `held` maps its id to.
+        let keep = |accepted: &mut Vec<Transaction>, canon: &mut Vec<u128>, c: TxCandidate| -> Result<u32> {
             let i = next_index(accepted)?;
-            held.insert(c.value.transaction_id, i);
             canon.push(c.canon);
             accepted.push(c.value);
-            Ok(())
+            Ok(i)
         };
         let mut refunds = Vec::new();
         let key_problem = |c: &TxCandidate, holder: u128| Problem {
@@ -529,10 +525,8 @@ impl Validator {
                                     ingest.reject(c.file, c.row, vec![p]);
                                 }
                                 Entry::Vacant(slot) => {
-                                    slot.insert(next_index(&accepted)?);
                                     ingest.accept(c.file);
-                                    canon.push(c.canon);
-                                    accepted.push(c.value);
+                                    slot.insert(keep(&mut accepted, &mut canon, c)?);
                                 }
                             }
                         }
@@ -609,7 +603,8 @@ impl Validator {
                 ingest.accept(c.file);
                 // Share the sale's id handle, not a copy: the earnings rule finds the sale by it.
                 c.value.original_transaction_id = Some(accepted[si].transaction_id);
-                claim(&mut held, &mut accepted, &mut canon, c)?;
+                let id = c.value.transaction_id;
+                held.insert(id, keep(&mut accepted, &mut canon, c)?);
             } else {
                 ingest.reject(c.file, c.row, problems);
             }
