@@ -10,6 +10,7 @@ use super::intervals::DaySet;
 use crate::config::Program;
 use crate::feeds::Feeds;
 use crate::feeds::tables::{AgreementType, Partner, PartnerType, TransactionType};
+use crate::text::Text;
 
 /// Why a partner is not eligible on a day, in the order of the rules table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,7 +51,13 @@ pub struct References<'a> {
 }
 
 impl<'a> References<'a> {
-    pub fn new(feeds: &'a Feeds) -> References<'a> {
+    /// `partners` are the accepted partners in some order, and `position_of` finds an id's
+    /// position in it (by handle: the sales are gathered per partner with no string hashing).
+    pub fn new(
+        feeds: &'a Feeds,
+        partners: &[&'a Partner],
+        position_of: &(impl Fn(Option<Text>) -> Option<usize> + Sync),
+    ) -> References<'a> {
         let mut agreements: HashMap<(&str, AgreementType), Vec<_>> = HashMap::default();
         for a in &feeds.agreements {
             agreements.entry((&a.partner_id, a.agreement_type)).or_default().push((a.start_date, a.end_date));
@@ -59,17 +66,27 @@ impl<'a> References<'a> {
         for c in &feeds.competencies {
             competencies.entry(&c.partner_id).or_default().push((c.start_date, c.end_date));
         }
-        let mut first_sale_as_reseller: HashMap<&str, NaiveDate> = HashMap::default();
-        let mut latest_sale_as_reseller: HashMap<&str, NaiveDate> = HashMap::default();
-        let mut latest_sale_as_provider: HashMap<&str, NaiveDate> = HashMap::default();
+        // (first as reseller, latest as reseller, latest as provider) by partner position;
+        // a row whose id is no accepted partner's is never asked about.
+        let mut sales: Vec<[Option<NaiveDate>; 3]> = vec![[None; 3]; partners.len()];
+        let mut note =
+            |who: Option<Text>, slot: usize, d: NaiveDate, keep: fn(NaiveDate, NaiveDate) -> NaiveDate| {
+                if let Some(i) = position_of(who) {
+                    let s = &mut sales[i][slot];
+                    *s = Some(s.map_or(d, |s| keep(s, d)));
+                }
+            };
         for t in feeds.transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
             let d = t.transaction_date;
-            first_sale_as_reseller.entry(&*t.reseller_id).and_modify(|f| *f = (*f).min(d)).or_insert(d);
-            latest_sale_as_reseller.entry(&*t.reseller_id).and_modify(|f| *f = (*f).max(d)).or_insert(d);
-            if let Some(p) = t.provider_id.as_deref() {
-                latest_sale_as_provider.entry(p).and_modify(|f| *f = (*f).max(d)).or_insert(d);
-            }
+            note(Some(t.reseller_id), 0, d, NaiveDate::min);
+            note(Some(t.reseller_id), 1, d, NaiveDate::max);
+            note(t.provider_id, 2, d, NaiveDate::max);
         }
+        let by_partner = |slot: usize| -> HashMap<&'a str, NaiveDate> {
+            partners.iter().zip(&sales).filter_map(|(p, s)| Some((p.partner_id.as_str(), s[slot]?))).collect()
+        };
+        let (first_sale_as_reseller, latest_sale_as_reseller, latest_sale_as_provider) =
+            (by_partner(0), by_partner(1), by_partner(2));
         References {
             partners: feeds.partners.iter().map(|p| (p.partner_id.as_str(), p)).collect(),
             agreements: agreements.into_iter().map(|(k, v)| (k, DaySet::union_of(v))).collect(),
