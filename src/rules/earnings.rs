@@ -24,19 +24,41 @@ const USD_RATE: i128 = decimal::pow10(RATE_SCALE);
 pub const USD_SCALE: u32 = 2;
 
 /// Exchange rates by (currency, first day of month), in units of 10^-8.
-pub struct Rates<'a>(HashMap<(&'a str, NaiveDate), i128>);
+///
+/// Found by the currency's text handle: accepted currencies are interned, so the handle names
+/// the code and every line's lookup hashes a number instead of reading the code's string (a
+/// cache miss). Another handle to an equal code (a fresh copy) falls back to the code.
+pub struct Rates<'a> {
+    by_code: HashMap<(&'a str, NaiveDate), i128>,
+    by_handle: HashMap<(u32, NaiveDate), i128>,
+    usd: u32,
+}
 
 impl<'a> Rates<'a> {
     pub fn new(rates: &'a [FxRate]) -> Rates<'a> {
-        Rates(rates.iter().map(|r| ((r.currency.as_str(), r.month), r.usd_rate)).collect())
+        Rates {
+            by_code: rates.iter().map(|r| ((r.currency.as_str(), r.month), r.usd_rate)).collect(),
+            by_handle: rates
+                .iter()
+                .map(|r| ((Text::new(&r.currency).handle(), r.month), r.usd_rate))
+                .collect(),
+            usd: Text::new("USD").handle(),
+        }
     }
 
     /// The rate of the transaction's own month.
     pub fn of(&self, t: &Transaction) -> Result<i128> {
+        let (handle, month) = (t.currency.handle(), month_of(t.transaction_date));
+        if handle == self.usd {
+            return Ok(USD_RATE);
+        }
+        if let Some(&rate) = self.by_handle.get(&(handle, month)) {
+            return Ok(rate);
+        }
         if &*t.currency == "USD" {
             return Ok(USD_RATE);
         }
-        self.0.get(&(&*t.currency, month_of(t.transaction_date))).copied().ok_or_else(|| {
+        self.by_code.get(&(&*t.currency, month)).copied().ok_or_else(|| {
             Error::Internal(format!("accepted transaction {} has no {} rate", t.transaction_id, t.currency))
         })
     }
@@ -241,14 +263,14 @@ pub fn earnings<'a>(
         booked_usd: i128,
     }
     let mut clawed: HashMap<u32, Clawed> = HashMap::default();
-    // Minor digits of the few currencies seen, matched by handle (looking a code up reads its
-    // string, usually a cache miss).
+    // Minor digits of the few currencies seen, matched by handle number (reading a code's
+    // string is usually a cache miss; a fresh copy of a code just gets an entry of its own).
     let mut minor_units: Vec<(crate::text::Text, u32)> = Vec::new();
     const LOCAL_SCALE: u32 = AMOUNT_SCALE + RATE_SCALE;
     const FULL_SCALE: u32 = AMOUNT_SCALE + 2 * RATE_SCALE;
     for (p, pl) in pending.into_iter().zip(placed) {
         let t = p.tx;
-        let minor = match minor_units.iter().find(|(c, _)| *c == t.currency) {
+        let minor = match minor_units.iter().find(|(c, _)| c.handle() == t.currency.handle()) {
             Some(&(_, m)) => m,
             None => {
                 let m = currency_minor_digits(&t.currency).ok_or_else(|| {
