@@ -4,6 +4,7 @@
 //! describes the programs, [`reports`] writes what finance and BI read, and [`run`]
 //! orchestrates one run date. [`store`] is the only place that knows about locations.
 
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod decimal;

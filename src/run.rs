@@ -164,6 +164,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     progress.stage(&format!("validating the feeds for {d}"));
     let ingest = ingest(&p, opts.keep_going)?;
     progress.stage("applying the rules and writing the reports");
+    crate::allocator::keep_freed_memory_from_now();
     let data_as_of = ingest.data_as_of();
     let run_id = run_id(d, &ingest, &p.programs);
     let metadata = [
