@@ -1218,3 +1218,50 @@ fn one_partner_is_one_earner_whatever_copy_of_its_id_a_sale_holds() {
     assert_eq!(r.last_transaction.len(), 1);
     assert_eq!(group(&r, "P1", "2026-08", Rebate).total_usd, 6000, "40.00 + 20.00 in one group");
 }
+
+/// Rows name partners by the partners' own interned handles; another handle to an equal id (a
+/// fresh copy) must still find the partner, and an id that is no partner's finds none.
+#[test]
+fn a_partner_is_found_by_its_interned_handle_and_by_a_fresh_copy() {
+    let make = |id: &str| Partner {
+        partner_id: id.into(),
+        partner_name: format!("{id} Ltd"),
+        country_code: "DE".into(),
+        partner_type: DirectReseller,
+        network_registered_on: None,
+    };
+    let (a, b) = (make("POS-A"), make("POS-B"));
+    let positions = super::Positions::new(&[&a, &b]);
+    assert_eq!(positions.of(crate::text::Text::new("POS-B")), Some(1));
+    assert_eq!(positions.of(crate::text::Text::fresh("POS-A")), Some(0));
+    assert_eq!(positions.of(crate::text::Text::fresh("POS-C")), None);
+    assert_eq!(positions.of(crate::text::Text::new("POS-D")), None);
+}
+
+/// Rates are found by the currency's handle, and by its code for a fresh copy of it.
+#[test]
+fn a_rate_is_found_by_the_currency_handle_and_by_a_fresh_copy() {
+    use super::earnings::Rates;
+    use crate::text::Text;
+    let rates = [FxRate { currency: "JPY".into(), month: d("2026-03-01"), usd_rate: rate("0.0067") }];
+    let rates = Rates::new(&rates);
+    let tx = |currency: Text, date: &str| Transaction {
+        transaction_id: Text::fresh("FX-1"),
+        transaction_date: d(date),
+        transaction_type: TransactionType::Sale,
+        original_transaction_id: None,
+        reseller_id: Text::new("P1"),
+        provider_id: None,
+        customer_id: Text::new("C1"),
+        product_id: Text::new("X-1"),
+        product_family: Text::new("X"),
+        quantity: 1,
+        amount: amount("100"),
+        currency,
+        delivery_date: d(date),
+    };
+    assert_eq!(rates.of(&tx(Text::new("JPY"), "2026-03-15")).ok(), Some(rate("0.0067")));
+    assert_eq!(rates.of(&tx(Text::fresh("JPY"), "2026-03-31")).ok(), Some(rate("0.0067")));
+    assert_eq!(rates.of(&tx(Text::fresh("USD"), "2026-04-01")).ok(), Some(rate("1")));
+    assert!(rates.of(&tx(Text::new("JPY"), "2026-04-01")).is_err(), "no April rate");
+}
