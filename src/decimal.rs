@@ -194,6 +194,19 @@ mod oracle {
         }
 
         #[test]
+        fn hand_written_digits_match_the_formatting_machinery(units in any::<i64>(), scale in 0u32..=19) {
+            let abs = i128::from(units).unsigned_abs();
+            let p = 10u128.pow(scale);
+            let sign = if units < 0 { "-" } else { "" };
+            let expected = if scale == 0 {
+                format!("{sign}{abs}")
+            } else {
+                format!("{sign}{}.{:0width$}", abs / p, abs % p, width = scale as usize)
+            };
+            prop_assert_eq!(format(units.into(), scale), expected);
+        }
+
+        #[test]
         fn exact_half_boundaries_round_away_from_zero(whole in -1_000_000i128..1_000_000, digits in prop::sample::select(vec![0u32, 2, 3])) {
             // whole.5 units of the last kept digit, at scale digits+1
             let units = whole * 10 + if whole < 0 { -5 } else { 5 };
