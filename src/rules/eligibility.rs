@@ -56,7 +56,7 @@ impl<'a> References<'a> {
     pub fn new(
         feeds: &'a Feeds,
         partners: &[&'a Partner],
-        position_of: &(impl Fn(Option<Text>) -> Option<usize> + Sync),
+        position_of: &impl Fn(Option<Text>) -> Option<usize>,
     ) -> References<'a> {
         let mut agreements: HashMap<(&str, AgreementType), Vec<_>> = HashMap::default();
         for a in &feeds.agreements {

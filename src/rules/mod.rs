@@ -83,8 +83,8 @@ pub struct Plan<'a> {
 /// A transaction's reseller and provider ids are the accepted partners' own interned handles
 /// (validation hands them out), and partners are interned first, so their handles are small
 /// numbers: a row's partner is an array read, not a string hash and compare (those were a
-/// fifth of the rules stage's first 30 s at 10 M lines). Any other handle to an equal string (a fresh copy)
-/// falls back to the map by id.
+/// fifth of the rules stage's first 30 s at 10 M lines). Any other handle to an equal string
+/// (a fresh copy) falls back to the map by id.
 struct Positions<'a> {
     by_handle: Vec<u32>,
     by_id: HashMap<&'a str, usize>,
