@@ -114,6 +114,26 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, month, day)
 }
 
+/// `YYYY-MM-DD`, as [`parse_date`] reads it, without the formatting machinery (dates are a
+/// good share of report cells and of parquet feed cells).
+pub fn write_date(buf: &mut Vec<u8>, d: chrono::NaiveDate) {
+    let (y, m, day) = (d.year(), d.month(), d.day());
+    if !(0..=9999).contains(&y) {
+        use std::io::Write;
+        let _ = write!(buf, "{:04}-{m:02}-{day:02}", y);
+        return;
+    }
+    let y = y as u32;
+    for digit in [y / 1000, y / 100 % 10, y / 10 % 10, y % 10] {
+        buf.push(b'0' + digit as u8);
+    }
+    for part in [m, day] {
+        buf.push(b'-');
+        buf.push(b'0' + (part / 10) as u8);
+        buf.push(b'0' + (part % 10) as u8);
+    }
+}
+
 /// `YYYY-MM` as the first day of that month.
 pub fn parse_month(text: &str) -> Option<NaiveDate> {
     let b = text.as_bytes();

@@ -4,29 +4,10 @@
 
 use super::{Table, Values};
 use crate::decimal;
+use crate::feeds::cells::write_date;
 
 /// Characters that make a spreadsheet read a cell as a formula.
 const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
-
-/// `YYYY-MM-DD` without the formatting machinery (dates are a good share of report cells).
-fn push_date(buf: &mut Vec<u8>, d: chrono::NaiveDate) {
-    use chrono::Datelike;
-    let (y, m, day) = (d.year(), d.month(), d.day());
-    if !(0..=9999).contains(&y) {
-        use std::io::Write;
-        let _ = write!(buf, "{:04}-{m:02}-{day:02}", y);
-        return;
-    }
-    let y = y as u32;
-    for digit in [y / 1000, y / 100 % 10, y / 10 % 10, y % 10] {
-        buf.push(b'0' + digit as u8);
-    }
-    for part in [m, day] {
-        buf.push(b'-');
-        buf.push(b'0' + (part / 10) as u8);
-        buf.push(b'0' + (part % 10) as u8);
-    }
-}
 
 /// Whether a text cell must be quoted: it holds the delimiter, a quote or a line break (the
 /// bytes the `csv` crate quotes with `QuoteStyle::Necessary` and a `\n` terminator).
@@ -85,7 +66,7 @@ fn cell(values: &Values, row: usize, buf: &mut Vec<u8>) {
         }
         Values::Date(v) => {
             if let Some(d) = v[row] {
-                push_date(buf, d);
+                write_date(buf, d);
             }
         }
         Values::Bool(v) => {
@@ -197,7 +178,7 @@ mod tests {
         let mut buf = Vec::new();
         while d < end {
             buf.clear();
-            push_date(&mut buf, d);
+            write_date(&mut buf, d);
             use chrono::Datelike;
             assert_eq!(
                 String::from_utf8_lossy(&buf),
