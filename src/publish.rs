@@ -154,7 +154,49 @@ pub struct Publication {
     /// asking for an existing folder again (a `mkdir` that fails, then a `stat`) locks their
     /// shared parent.
     folders: crate::hash::HashSet<std::path::PathBuf>,
+    /// Folders being made ahead of the files written into them, if any.
+    ahead: Option<Ahead>,
     _lock: Lock,
+}
+
+/// Folders made one after the other on a thread of their own, in the order their files will
+/// be written (see [`Publication::make_folders_ahead`]).
+#[derive(Debug)]
+struct Ahead {
+    /// Folder -> its number in that order.
+    order: crate::hash::HashMap<std::path::PathBuf, usize>,
+    /// How many are made.
+    made: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Set by the maker when it stops: done, failed (the writers then make the rest and meet
+    /// the error themselves), or asked to stop.
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    maker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ahead {
+    /// Waits until the folder numbered `n` is made: true, or the maker stopped short: false.
+    fn wait_for(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering::Acquire;
+        loop {
+            if self.made.load(Acquire) > n {
+                return true;
+            }
+            if self.stopped.load(Acquire) {
+                return self.made.load(Acquire) > n;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(maker) = self.maker.take() {
+            let _ = maker.join();
+        }
+    }
 }
 
 /// Where a staged file's bytes go.
@@ -241,6 +283,7 @@ impl Publication {
             previous,
             checkpoints: std::sync::atomic::AtomicU32::new(0),
             folders: Default::default(),
+            ahead: None,
             _lock: lock,
         })
     }
@@ -258,6 +301,37 @@ impl Publication {
         Ok(())
     }
 
+    /// Starts making `folders` (paths in the final layout) under a local staging prefix, one
+    /// after the other on a thread of its own, for [`Publication::write_many`] to write into
+    /// (nothing to do on an object store). Sibling folders share their parent's lock: made in
+    /// parallel, the writers spun on it (8 % of the exports' samples at 10 M); made ahead, one
+    /// thread makes folders while the others write files into those already made.
+    pub fn make_folders_ahead(&mut self, folders: &[String]) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let Some(root) = self.store.local_root().map(|r| r.join(&self.staging)) else { return };
+        let paths: Vec<std::path::PathBuf> = folders.iter().map(|f| root.join(f)).collect();
+        let order = paths.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
+        let (made, stopped, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let maker = {
+            let (made, stopped, stop) = (made.clone(), stopped.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for (i, path) in paths.iter().enumerate() {
+                    if stop.load(Ordering::Acquire) || std::fs::create_dir_all(path).is_err() {
+                        break;
+                    }
+                    made.store(i + 1, Ordering::Release);
+                }
+                stopped.store(true, Ordering::Release);
+            })
+        };
+        self.ahead = Some(Ahead { order, made, stopped, stop, maker: Some(maker) });
+    }
+
     /// Writes several small outputs (paths in the final layout) under the staging prefix, in
     /// parallel. A local file is written in place: the staging folder is invisible until the
     /// commit, so no temporary name and rename are needed.
@@ -272,6 +346,16 @@ impl Publication {
                 .collect();
             new.sort_unstable();
             new.dedup();
+            if let Some(ahead) = &self.ahead {
+                // Folders being made ahead: wait for the last of them this batch needs.
+                let last = new.iter().filter_map(|f| ahead.order.get(f)).max();
+                if last.is_none_or(|&n| ahead.wait_for(n)) {
+                    let (made, rest): (Vec<_>, Vec<_>) =
+                        new.into_iter().partition(|f| ahead.order.contains_key(f));
+                    self.folders.extend(made);
+                    new = rest;
+                }
+            }
             new.par_iter().try_for_each(|folder| {
                 std::fs::create_dir_all(folder)
                     .map_err(|e| Error::Write { path: folder.display().to_string(), reason: e.to_string() })
@@ -483,4 +567,48 @@ fn ensure_link(root: &std::path::Path, link: &std::path::Path, target: &str) -> 
         std::fs::create_dir_all(parent).map_err(io("cannot create folder"))?;
     }
     std::os::unix::fs::symlink(target, link).map_err(io("cannot create link"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publication(dir: &std::path::Path) -> Publication {
+        let store = Store::create(dir.to_str().expect("utf-8 temp path")).unwrap();
+        Publication::begin(&store, NaiveDate::from_ymd_opt(2026, 9, 1).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn files_land_in_folders_made_ahead_and_in_folders_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = publication(dir.path());
+        let folders: Vec<String> = (0..300).map(|i| format!("exports/partner_id=P{i:03}")).collect();
+        p.make_folders_ahead(&folders);
+        let mut files: Vec<(String, Vec<u8>)> =
+            folders.iter().rev().map(|f| (format!("{f}/earnings.csv"), f.as_bytes().to_vec())).collect();
+        files.push(("exports/partner_id=late/access.csv".into(), b"late".to_vec()));
+        p.write_many(&files).unwrap();
+        let root = dir.path().join(p.staging());
+        for (rel, bytes) in &files {
+            assert_eq!(&std::fs::read(root.join(rel)).unwrap(), bytes, "{rel}");
+        }
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_made_ahead_is_an_error_of_the_write_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = publication(dir.path());
+        let root = dir.path().join(p.staging());
+        // A file where the second folder should be: the maker stops there.
+        std::fs::create_dir_all(root.join("exports")).unwrap();
+        std::fs::write(root.join("exports/partner_id=B"), b"in the way").unwrap();
+        let folders =
+            ["exports/partner_id=A", "exports/partner_id=B", "exports/partner_id=C"].map(String::from);
+        p.make_folders_ahead(&folders);
+        let files: Vec<(String, Vec<u8>)> =
+            folders.iter().map(|f| (format!("{f}/earnings.csv"), b"x".to_vec())).collect();
+        let err = p.write_many(&files).unwrap_err().to_string();
+        assert!(err.contains("partner_id=B"), "{err}");
+        assert!(root.join("exports/partner_id=A").is_dir());
+    }
 }

@@ -176,6 +176,9 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let partner_ids = plan.partner_ids();
     let reports = write_reports(&mut publication, &plan, &partner_ids, data_as_of, &metadata)?;
     progress.stage("writing the exports");
+    let folders: Vec<String> =
+        partner_ids.iter().map(|id| format!("exports/run_date={d}/{}", exports::folder_name(id))).collect();
+    publication.make_folders_ahead(&folders);
     let mut staging = Staging {
         publication: &mut publication,
         pending: Vec::new(),
