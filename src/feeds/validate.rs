@@ -517,11 +517,14 @@ impl Validator {
         let mut current = windows.next().map(|w| read_window(store, ctx, w)).unwrap_or_default();
         // Sized once for the whole feed, from the first window's rows per byte: grown by
         // doubling instead, the id map re-hashed every id's string at each growth (a tenth of
-        // validation) and the row vector copied itself and over-allocated up to twice.
+        // validation) and the row vector copied itself and over-allocated up to twice. An
+        // over-estimate (later files of sparser rows) costs address space, not memory: pages
+        // are touched as rows arrive. A reservation the system refuses is skipped, and the
+        // collections grow as before.
         let expected = expected_rows(files, first, &current);
-        held.reserve(expected);
-        accepted.reserve(expected);
-        canon.reserve(expected);
+        let _ = held.try_reserve(expected);
+        let _ = accepted.try_reserve_exact(expected);
+        let _ = canon.try_reserve_exact(expected);
         loop {
             let upcoming = windows.next();
             let (claimed, next) = rayon::join(
