@@ -51,6 +51,11 @@ impl RawFile {
             self.text.push_str(cell);
             self.ends.push(self.text.len());
         }
+        self.close_record(row, first);
+    }
+
+    /// Ends record `row`, whose cells were appended to the cell table from `first` on.
+    fn close_record(&mut self, row: u64, first: usize) {
         self.width = self.ends.len() - first;
         self.rows.push(RawRow { row, shape: Ok(first) });
     }
@@ -319,8 +324,7 @@ fn read_parquet_unguarded<R: ChunkReader + 'static>(feed: Feed, file: R) -> Resu
                     .map_err(|e| format!("data row {row}, column '{}': {e}", names[i]))?;
                 out.ends.push(out.text.len());
             }
-            out.width = columns.len();
-            out.rows.push(RawRow { row, shape: Ok(first) });
+            out.close_record(row, first);
         }
     }
     Ok(out)
