@@ -167,23 +167,24 @@ struct Ahead {
     order: crate::hash::HashMap<std::path::PathBuf, usize>,
     /// How many are made.
     made: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// Set by the maker when it stops: done, failed (the writers then make the rest and meet
-    /// the error themselves), or asked to stop.
-    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The maker. It ends when done, when asked to stop, or at the first folder it cannot
+    /// make (the writers then make the rest themselves, and meet the error).
     maker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Ahead {
-    /// Waits until the folder numbered `n` is made: true, or the maker stopped short: false.
+    /// Waits until the folder numbered `n` is made: true; or the maker ended short: false (a
+    /// false "short" only makes the writers ask for folders that exist).
     fn wait_for(&self, n: usize) -> bool {
         use std::sync::atomic::Ordering::Acquire;
         loop {
+            let ended = self.maker.as_ref().is_none_or(std::thread::JoinHandle::is_finished);
             if self.made.load(Acquire) > n {
                 return true;
             }
-            if self.stopped.load(Acquire) {
-                return self.made.load(Acquire) > n;
+            if ended {
+                return false;
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
@@ -312,13 +313,9 @@ impl Publication {
         let Some(root) = self.store.local_root().map(|r| r.join(&self.staging)) else { return };
         let paths: Vec<std::path::PathBuf> = folders.iter().map(|f| root.join(f)).collect();
         let order = paths.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
-        let (made, stopped, stop) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicBool::new(false)),
-        );
+        let (made, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
         let maker = {
-            let (made, stopped, stop) = (made.clone(), stopped.clone(), stop.clone());
+            let (made, stop) = (made.clone(), stop.clone());
             std::thread::spawn(move || {
                 for (i, path) in paths.iter().enumerate() {
                     if stop.load(Ordering::Acquire) || std::fs::create_dir_all(path).is_err() {
@@ -326,10 +323,9 @@ impl Publication {
                     }
                     made.store(i + 1, Ordering::Release);
                 }
-                stopped.store(true, Ordering::Release);
             })
         };
-        self.ahead = Some(Ahead { order, made, stopped, stop, maker: Some(maker) });
+        self.ahead = Some(Ahead { order, made, stop, maker: Some(maker) });
     }
 
     /// Writes several small outputs (paths in the final layout) under the staging prefix, in
