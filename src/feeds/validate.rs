@@ -291,10 +291,8 @@ fn canonical<'a>(feed: Feed, cells: &[&'a str]) -> Vec<&'a str> {
 
 /// [`canonical`] cell by cell, without collecting them (the hot path hashes them).
 fn canonical_cells<'a, 'c>(feed: Feed, cells: &'c [&'a str]) -> impl Iterator<Item = &'a str> + 'c {
-    feed.columns()
-        .iter()
-        .zip(cells)
-        .map(|(name, &cell)| if name.ends_with("_id") { cell.trim() } else { cell })
+    let columns = feed.columns().len();
+    cells.iter().take(columns).enumerate().map(move |(col, &cell)| canonical_cell(feed, col, cell))
 }
 
 /// One cell of [`canonical`]: column `col`'s `cell`.
