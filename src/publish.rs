@@ -239,6 +239,27 @@ pub enum Staged {
 }
 
 impl Staged {
+    /// Asks the kernel to start reading `range` of a local file into the page cache, so that
+    /// a later read finds it there (advice: an error is ignored, as is an object read whole).
+    pub fn will_need(&self, range: std::ops::Range<u64>) {
+        if let Staged::File(f) = self
+            && range.start < range.end
+        {
+            use std::os::fd::AsRawFd;
+            let (Ok(at), Ok(len)) =
+                (libc::off_t::try_from(range.start), libc::off_t::try_from(range.end - range.start))
+            else {
+                return;
+            };
+            // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open
+            // for as long as `f` lives.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::posix_fadvise(f.as_raw_fd(), at, len, libc::POSIX_FADV_WILLNEED)
+            };
+        }
+    }
+
     /// Fills `buf` from the file's bytes at `offset`.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         match self {

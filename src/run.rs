@@ -196,11 +196,18 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             let header = csv_out::to_csv(&shape.table(&[]));
             let staged = staging.publication.open_staged(&w.csv.0)?;
             let programs = plan.programs.len() as u32;
-            let file_of = |i: usize| -> Result<(u64, Vec<u8>)> {
-                writer::cut(&staged, &w.segments, programs, i as u32, &header)
+            let positions = |r: std::ops::Range<usize>| r.start as u32..r.end as u32;
+            let read_run = |run, next: Option<std::ops::Range<usize>>| -> Result<writer::Run> {
+                if let Some(next) = next {
+                    for r in writer::run_ranges(&w.segments, programs, positions(next)) {
+                        staged.will_need(r);
+                    }
+                }
+                writer::Run::read(&staged, &w.segments, programs, positions(run))
                     .map_err(|e| Error::Storage(format!("reading back {}: {e}", w.csv.0)))
             };
-            exports::export_report(d, &partner_ids, report.name(), file_of, |p, n, b| {
+            let file_of = |run: &writer::Run, i: usize| run.cut(&w.segments, i as u32, &header);
+            exports::export_report(d, &partner_ids, report.name(), read_run, file_of, |p, n, b| {
                 staging.small(p, n, b)
             })?;
         }

@@ -4,6 +4,7 @@
 //! byte outside `[A-Za-z0-9._~-]`, so `../x` becomes `..%2Fx` and cannot leave the folder.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use super::{Table, Values, csv_out};
 use crate::feeds::tables::{Role, User};
@@ -57,29 +58,39 @@ fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
     }
 }
 
+/// Partners whose export files are made at a time (in parallel, then handed over in order).
+pub const RUN_PARTNERS: usize = 512;
+
 /// The export files of one report (named `report`, one of [`EXPORTED`]) for every partner in
 /// `partner_ids`, handed to `sink` one at a time as `(path relative to the output, rows, CSV
-/// bytes)`. `file_of` gives the rows of the partner at a position in `partner_ids` as CSV
-/// (header included) and their count.
-pub fn export_report<E: Send>(
+/// bytes)`. Partners go [`RUN_PARTNERS`] at a time: `read_run` gets what a run of partner
+/// positions needs (told the next run too, so it can ask for it ahead), and `file_of` gives the
+/// rows of the partner at a position as CSV (header included) and their count.
+pub fn export_report<R: Sync, E: Send>(
     run_date: chrono::NaiveDate,
     partner_ids: &[&str],
     report: &str,
-    file_of: impl Fn(usize) -> Result<(u64, Vec<u8>), E> + Sync,
+    mut read_run: impl FnMut(Range<usize>, Option<Range<usize>>) -> Result<R, E>,
+    file_of: impl Fn(&R, usize) -> (u64, Vec<u8>) + Sync,
     mut sink: impl FnMut(String, u64, Vec<u8>) -> Result<(), E>,
 ) -> Result<(), E> {
-    // Partners' files are made in parallel, a chunk at a time, and handed over in order.
     use rayon::prelude::*;
-    for (c, chunk) in partner_ids.chunks(512).enumerate() {
-        let files: Vec<(String, u64, Vec<u8>)> = chunk
-            .par_iter()
-            .enumerate()
-            .map(|(i, &id)| {
-                let (rows, bytes) = file_of(c * 512 + i)?;
-                let path = format!("exports/run_date={run_date}/{}/{report}.csv", folder_name(id));
-                Ok((path, rows, bytes))
+    let runs: Vec<Range<usize>> = (0..partner_ids.len())
+        .step_by(RUN_PARTNERS)
+        .map(|start| start..partner_ids.len().min(start + RUN_PARTNERS))
+        .collect();
+    for (k, positions) in runs.iter().enumerate() {
+        let run = read_run(positions.clone(), runs.get(k + 1).cloned())?;
+        let files: Vec<(String, u64, Vec<u8>)> = positions
+            .clone()
+            .into_par_iter()
+            .map(|i| {
+                let (rows, bytes) = file_of(&run, i);
+                let path =
+                    format!("exports/run_date={run_date}/{}/{report}.csv", folder_name(partner_ids[i]));
+                (path, rows, bytes)
             })
-            .collect::<Result<_, E>>()?;
+            .collect();
         for (path, rows, bytes) in files {
             sink(path, rows, bytes)?;
         }
@@ -88,7 +99,7 @@ pub fn export_report<E: Send>(
 }
 
 /// A partner's export of `table` (its rows already selected): the row count and the CSV, for
-/// tests (a run cuts exports from the report's staged CSV, `reports::writer::cut`).
+/// tests (a run cuts exports from the report's staged CSV, `reports::writer::Run`).
 #[cfg(test)]
 pub fn csv_file(table: &Table) -> (u64, Vec<u8>) {
     (table.rows() as u64, csv_out::to_csv(table))
@@ -208,10 +219,10 @@ mod hostile_ids {
                 for (i, id) in report.text_column("partner_id").iter().enumerate() {
                     index.entry(id.as_deref().unwrap_or_default()).or_default().push(i);
                 }
-                let file_of = |i: usize| {
-                    Ok(csv_file(&report.select(index.get(id_refs[i]).map(Vec::as_slice).unwrap_or_default())))
+                let file_of = |_: &(), i: usize| {
+                    csv_file(&report.select(index.get(id_refs[i]).map(Vec::as_slice).unwrap_or_default()))
                 };
-                export_report(date, &id_refs, report.name, file_of, |p, n, b| {
+                export_report(date, &id_refs, report.name, |_, _| Ok(()), file_of, |p, n, b| {
                     files.push((p, n, b));
                     Ok::<(), ()>(())
                 })
