@@ -186,44 +186,52 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         outputs: BTreeMap::new(),
         written: Vec::new(),
     };
-    for (report, w) in reports {
-        let started = std::time::Instant::now();
-        staging.record(&w);
-        if exports::EXPORTED.contains(&report.name()) {
-            // A partner's export holds its rows of the report, program by program, cut from the
-            // report's staged CSV.
-            let shape = Source { report, run_date: d, data_as_of, results: &[], partners: &partner_ids };
-            let header = csv_out::to_csv(&shape.table(&[]));
-            let staged = staging.publication.open_staged(&w.csv.0)?;
-            let programs = plan.programs.len() as u32;
-            let positions = |r: std::ops::Range<usize>| r.start as u32..r.end as u32;
-            let read_run = |run, next: Option<std::ops::Range<usize>>| -> Result<writer::Run> {
-                if let Some(next) = next {
-                    for r in writer::run_ranges(&w.segments, programs, positions(next)) {
-                        staged.will_need(r);
-                    }
-                }
-                writer::Run::read(&staged, &w.segments, programs, positions(run))
-                    .map_err(|e| Error::Storage(format!("reading back {}: {e}", w.csv.0)))
-            };
-            let file_of = |run: &writer::Run, i: usize| run.cut(&w.segments, i as u32, &header);
-            exports::export_report(d, &partner_ids, report.name(), read_run, file_of, |p, n, b| {
-                staging.small(p, n, b)
-            })?;
-        }
-        tracing::debug!(
-            report = report.name(),
-            rows = w.rows,
-            exports_s = %format!("{:.1}", started.elapsed().as_secs_f64()),
-            "exported"
-        );
+    let started = std::time::Instant::now();
+    for (_, w) in &reports {
+        staging.record(w);
     }
     let rejects = rejects::table(d, &ingest.rejects);
     let shape = rejects.empty_like();
     let whole = |table| Chunk { table, keys: Vec::new() };
     staging.report(&shape, std::iter::once(rejects), whole, d, &metadata)?;
-    exports::export_access(d, &partner_ids, &ingest.feeds.users, |p, n, b| staging.small(p, n, b))?;
+    // A partner's export of a report holds its rows of the report, program by program, cut
+    // from the report's staged CSV.
+    let exported: Vec<(&Report, &writer::Written)> =
+        reports.iter().filter(|(r, _)| exports::EXPORTED.contains(&r.name())).map(|(r, w)| (r, w)).collect();
+    let names: Vec<&str> = exported.iter().map(|(r, _)| r.name()).collect();
+    let headers: Vec<Vec<u8>> = exported
+        .iter()
+        .map(|&(&report, _)| {
+            csv_out::to_csv(
+                &Source { report, run_date: d, data_as_of, results: &[], partners: &partner_ids }.table(&[]),
+            )
+        })
+        .collect();
+    let staged: Vec<crate::publish::Staged> =
+        exported.iter().map(|(_, w)| staging.publication.open_staged(&w.csv.0)).collect::<Result<_>>()?;
+    let programs = plan.programs.len() as u32;
+    let positions = |r: std::ops::Range<usize>| r.start as u32..r.end as u32;
+    let read_run = |k: usize, run, next: Option<std::ops::Range<usize>>| -> Result<writer::Run> {
+        let w = exported[k].1;
+        if let Some(next) = next {
+            for r in writer::run_ranges(&w.segments, programs, positions(next)) {
+                staged[k].will_need(r);
+            }
+        }
+        writer::Run::read(&staged[k], &w.segments, programs, positions(run))
+            .map_err(|e| Error::Storage(format!("reading back {}: {e}", w.csv.0)))
+    };
+    let file_of =
+        |run: &writer::Run, k: usize, i: usize| run.cut(&exported[k].1.segments, i as u32, &headers[k]);
+    exports::export_partners(d, &partner_ids, &names, &ingest.feeds.users, read_run, file_of, |p, n, b| {
+        staging.small(p, n, b)
+    })?;
     staging.flush()?;
+    tracing::debug!(
+        partners = partner_ids.len(),
+        exports_s = %format!("{:.1}", started.elapsed().as_secs_f64()),
+        "exported"
+    );
     let Staging { outputs, mut written, .. } = staging;
     let (inputs, ignored, skipped, totals) = Manifest::inputs(&ingest);
     let manifest = Manifest {

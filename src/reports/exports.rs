@@ -61,37 +61,59 @@ fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
 /// Partners whose export files are made at a time (in parallel, then handed over in order).
 pub const RUN_PARTNERS: usize = 512;
 
-/// The export files of one report (named `report`, one of [`EXPORTED`]) for every partner in
-/// `partner_ids`, handed to `sink` one at a time as `(path relative to the output, rows, CSV
-/// bytes)`. Partners go [`RUN_PARTNERS`] at a time: `read_run` gets what a run of partner
-/// positions needs (told the next run too, so it can ask for it ahead), and `file_of` gives the
-/// rows of the partner at a position as CSV (header included) and their count.
-pub fn export_report<R: Sync, E: Send>(
+/// Every partner's export folder: for the partner at each position of `partner_ids`, its file
+/// of each report of `reports` (names, in [`EXPORTED`]), then its `access.csv` (from `users`),
+/// handed to `sink` one at a time as `(path relative to the output, rows, CSV bytes)`.
+///
+/// Partners go [`RUN_PARTNERS`] at a time, and a partner's five files go together: written
+/// report by report instead, every partner folder's directory block (and its files' inode
+/// blocks) were changed again in each pass, in a new journal transaction each time. For each
+/// report `read_run` gets what a run of partner positions needs (told the next run too, so it
+/// can ask for it ahead), and `file_of` gives the rows of report `k` of the partner at a
+/// position as CSV (header included) and their count.
+pub fn export_partners<R: Sync, E: Send>(
     run_date: chrono::NaiveDate,
     partner_ids: &[&str],
-    report: &str,
-    mut read_run: impl FnMut(Range<usize>, Option<Range<usize>>) -> Result<R, E>,
-    file_of: impl Fn(&R, usize) -> (u64, Vec<u8>) + Sync,
+    reports: &[&str],
+    users: &[User],
+    mut read_run: impl FnMut(usize, Range<usize>, Option<Range<usize>>) -> Result<R, E>,
+    file_of: impl Fn(&R, usize, usize) -> (u64, Vec<u8>) + Sync,
     mut sink: impl FnMut(String, u64, Vec<u8>) -> Result<(), E>,
 ) -> Result<(), E> {
     use rayon::prelude::*;
+    let mut users_of: HashMap<&str, Vec<&User>> = HashMap::new();
+    for u in users {
+        users_of.entry(&u.partner_id).or_default().push(u);
+    }
     let runs: Vec<Range<usize>> = (0..partner_ids.len())
         .step_by(RUN_PARTNERS)
         .map(|start| start..partner_ids.len().min(start + RUN_PARTNERS))
         .collect();
-    for (k, positions) in runs.iter().enumerate() {
-        let run = read_run(positions.clone(), runs.get(k + 1).cloned())?;
-        let files: Vec<(String, u64, Vec<u8>)> = positions
+    for (n, positions) in runs.iter().enumerate() {
+        let read: Vec<R> = (0..reports.len())
+            .map(|k| read_run(k, positions.clone(), runs.get(n + 1).cloned()))
+            .collect::<Result<_, E>>()?;
+        let folders: Vec<Vec<(String, u64, Vec<u8>)>> = positions
             .clone()
             .into_par_iter()
             .map(|i| {
-                let (rows, bytes) = file_of(&run, i);
-                let path =
-                    format!("exports/run_date={run_date}/{}/{report}.csv", folder_name(partner_ids[i]));
-                (path, rows, bytes)
+                let id = partner_ids[i];
+                let folder = format!("exports/run_date={run_date}/{}", folder_name(id));
+                let mut files: Vec<(String, u64, Vec<u8>)> = reports
+                    .iter()
+                    .zip(&read)
+                    .enumerate()
+                    .map(|(k, (report, run))| {
+                        let (rows, bytes) = file_of(run, k, i);
+                        (format!("{folder}/{report}.csv"), rows, bytes)
+                    })
+                    .collect();
+                let access = access(id, users_of.get(id).map(Vec::as_slice).unwrap_or_default());
+                files.push((format!("{folder}/access.csv"), access.rows() as u64, csv_out::to_csv(&access)));
+                files
             })
             .collect();
-        for (path, rows, bytes) in files {
+        for (path, rows, bytes) in folders.into_iter().flatten() {
             sink(path, rows, bytes)?;
         }
     }
@@ -103,36 +125,6 @@ pub fn export_report<R: Sync, E: Send>(
 #[cfg(test)]
 pub fn csv_file(table: &Table) -> (u64, Vec<u8>) {
     (table.rows() as u64, csv_out::to_csv(table))
-}
-
-/// `access.csv` of every partner in `partner_ids`, handed to `sink` one at a time.
-pub fn export_access<E>(
-    run_date: chrono::NaiveDate,
-    partner_ids: &[&str],
-    users: &[User],
-    mut sink: impl FnMut(String, u64, Vec<u8>) -> Result<(), E>,
-) -> Result<(), E> {
-    let mut users_of: HashMap<&str, Vec<&User>> = HashMap::new();
-    for u in users {
-        users_of.entry(&u.partner_id).or_default().push(u);
-    }
-    // Made in parallel a chunk of partners at a time, handed over in order.
-    use rayon::prelude::*;
-    for chunk in partner_ids.chunks(512) {
-        let files: Vec<(String, u64, Vec<u8>)> = chunk
-            .par_iter()
-            .map(|&id| {
-                let users = users_of.get(id).map(Vec::as_slice).unwrap_or_default();
-                let access = access(id, users);
-                let path = format!("exports/run_date={run_date}/{}/access.csv", folder_name(id));
-                (path, access.rows() as u64, csv_out::to_csv(&access))
-            })
-            .collect();
-        for (path, rows, bytes) in files {
-            sink(path, rows, bytes)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -213,26 +205,26 @@ mod hostile_ids {
             let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let mut files = Vec::new();
             let date = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
-            for report in &refs {
-                // Row indexes of each partner, as the report's own column says.
-                let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
-                for (i, id) in report.text_column("partner_id").iter().enumerate() {
-                    index.entry(id.as_deref().unwrap_or_default()).or_default().push(i);
-                }
-                let file_of = |_: &(), i: usize| {
-                    csv_file(&report.select(index.get(id_refs[i]).map(Vec::as_slice).unwrap_or_default()))
-                };
-                export_report(date, &id_refs, report.name, |_, _| Ok(()), file_of, |p, n, b| {
-                    files.push((p, n, b));
-                    Ok::<(), ()>(())
+            // Row indexes of each partner in each report, as the report's own column says.
+            let index: Vec<HashMap<&str, Vec<usize>>> = refs
+                .iter()
+                .map(|report| {
+                    let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
+                    for (i, id) in report.text_column("partner_id").iter().enumerate() {
+                        index.entry(id.as_deref().unwrap_or_default()).or_default().push(i);
+                    }
+                    index
                 })
-                .unwrap();
-            }
-            export_access(date, &id_refs, &[], |p, n, b| {
+                .collect();
+            let file_of = |_: &(), k: usize, i: usize| {
+                csv_file(&refs[k].select(index[k].get(id_refs[i]).map(Vec::as_slice).unwrap_or_default()))
+            };
+            export_partners(date, &id_refs, &EXPORTED, &[], |_, _, _| Ok(()), file_of, |p, n, b| {
                 files.push((p, n, b));
                 Ok::<(), ()>(())
             })
             .unwrap();
+            prop_assert_eq!(files.len(), ids.len() * 5, "five files per partner");
             let mut folders = std::collections::BTreeSet::new();
             for (path, n, bytes) in &files {
                 let parts: Vec<&str> = path.split('/').collect();
