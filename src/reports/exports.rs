@@ -59,7 +59,7 @@ fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
 }
 
 /// Partners whose export files are made at a time (in parallel, then handed over in order).
-pub const RUN_PARTNERS: usize = 512;
+const RUN_PARTNERS: usize = 512;
 
 /// Every partner's export folder: for the partner at each position of `partner_ids`, its file
 /// of each report of `reports` (names, in [`EXPORTED`]), then its `access.csv` (from `users`),
