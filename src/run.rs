@@ -196,12 +196,12 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     staging.report(&shape, std::iter::once(rejects), whole, d, &metadata)?;
     // A partner's export of a report holds its rows of the report, program by program, cut
     // from the report's staged CSV.
-    let exported: Vec<(&Report, &writer::Written)> =
-        reports.iter().filter(|(r, _)| exports::EXPORTED.contains(&r.name())).map(|(r, w)| (r, w)).collect();
+    let exported: Vec<&(Report, writer::Written)> =
+        reports.iter().filter(|(r, _)| exports::EXPORTED.contains(&r.name())).collect();
     let names: Vec<&str> = exported.iter().map(|(r, _)| r.name()).collect();
     let headers: Vec<Vec<u8>> = exported
         .iter()
-        .map(|&(&report, _)| {
+        .map(|&&(report, _)| {
             csv_out::to_csv(
                 &Source { report, run_date: d, data_as_of, results: &[], partners: &partner_ids }.table(&[]),
             )
@@ -212,7 +212,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let programs = plan.programs.len() as u32;
     let positions = |r: std::ops::Range<usize>| r.start as u32..r.end as u32;
     let read_run = |k: usize, run, next: Option<std::ops::Range<usize>>| -> Result<writer::Run> {
-        let w = exported[k].1;
+        let w = &exported[k].1;
         if let Some(next) = next {
             for r in writer::run_ranges(&w.segments, programs, positions(next)) {
                 staged[k].will_need(r);
