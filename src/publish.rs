@@ -148,56 +148,120 @@ pub struct Publication {
     manifest_seen: Option<Version>,
     /// The staging prefix the previous manifest was published from (kept for its readers).
     previous: Option<String>,
-    checkpoints: std::sync::atomic::AtomicU32,
-    /// Local folders under the staging prefix already made by [`Publication::write_many`]: a
-    /// run writes five files into each of hundreds of thousands of partner folders, and
-    /// asking for an existing folder again (a `mkdir` that fails, then a `stat`) locks their
-    /// shared parent.
-    folders: crate::hash::HashSet<std::path::PathBuf>,
-    /// Folders being made ahead of the files written into them, if any.
-    ahead: Option<Ahead>,
+    checkpoints: std::sync::Arc<std::sync::atomic::AtomicU32>,
     _lock: Lock,
 }
 
-/// Folders made one after the other on a thread of their own, in the order their files will
-/// be written (see [`Publication::make_folders_ahead`]).
-#[derive(Debug)]
-struct Ahead {
-    /// Folder -> its number in that order.
-    order: crate::hash::HashMap<std::path::PathBuf, usize>,
-    /// How many are made.
-    made: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// The maker. It ends when done, when asked to stop, or at the first folder it cannot
-    /// make (the writers then make the rest themselves, and meet the error).
-    maker: Option<std::thread::JoinHandle<()>>,
+/// A folder of small files to stage: `(path, rows, bytes)` of each, paths in the final
+/// layout, all under `path` (a partner's export folder).
+pub struct Folder {
+    pub path: String,
+    pub files: Vec<(String, u64, Vec<u8>)>,
 }
 
-impl Ahead {
-    /// Waits until the folder numbered `n` is made: true; or the maker ended short: false (a
-    /// false "short" only makes the writers ask for folders that exist).
-    fn wait_for(&self, n: usize) -> bool {
-        use std::sync::atomic::Ordering::Acquire;
-        loop {
-            let ended = self.maker.as_ref().is_none_or(std::thread::JoinHandle::is_finished);
-            if self.made.load(Acquire) > n {
-                return true;
-            }
-            if ended {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_micros(200));
+/// A small file a [`FolderWriter`] staged: its path in the final layout, the rows it was
+/// given with, and its SHA-256 (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub path: String,
+    pub rows: u64,
+    pub sha256: String,
+}
+
+/// Threads of their own that make folders and write their files (hashing each), fed whole
+/// folders through a short queue.
+///
+/// A run stages hundreds of thousands of partner folders of five small files each. Their
+/// system calls (mostly file creation in the kernel) and the waits on a busy disk happen on
+/// these threads, not on the compute pool's, so they overlap the rules and the encoding
+/// instead of following them. Each folder is made and filled by one thread: its directory
+/// block and its files' inodes change together, and threads meet only in the common parent.
+pub struct FolderWriter {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<Folder>>>,
+    threads: Vec<std::thread::JoinHandle<Result<Vec<Written>>>>,
+}
+
+impl FolderWriter {
+    /// Queues folders to write; waits while the queue is full. After a writer failed, its
+    /// error.
+    pub fn send(&mut self, folders: Vec<Folder>) -> Result<()> {
+        if folders.is_empty() {
+            return Ok(());
         }
+        let sent = self.tx.as_ref().map(|tx| tx.send(folders).is_ok());
+        if sent == Some(true) {
+            return Ok(());
+        }
+        // Every writer has stopped: one of them failed.
+        self.join().and_then(|_| Err(Error::Internal("the folder writers stopped early".into())))
+    }
+
+    /// Waits for every queued folder to be written: the files written, or the first error.
+    pub fn finish(mut self) -> Result<Vec<Written>> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<Vec<Written>> {
+        drop(self.tx.take());
+        let mut all = Vec::new();
+        let mut first_error = None;
+        for t in self.threads.drain(..) {
+            match t.join() {
+                Ok(Ok(written)) => all.extend(written),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(Error::Internal("a folder writer panicked".into()));
+                }
+            }
+        }
+        first_error.map_or(Ok(all), Err)
     }
 }
 
-impl Drop for Ahead {
+impl Drop for FolderWriter {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(maker) = self.maker.take() {
-            let _ = maker.join();
-        }
+        let _ = self.join();
     }
+}
+
+/// Makes `folder` and writes its files: under `root` (a local staging folder) or as objects
+/// under `staging` in `store`.
+fn write_folder(
+    folder: &Folder,
+    root: Option<&std::path::Path>,
+    store: &Store,
+    staging: &str,
+    checkpoints: &std::sync::atomic::AtomicU32,
+    written: &mut Vec<Written>,
+) -> Result<()> {
+    if let Some(root) = root {
+        let path = root.join(&folder.path);
+        let made = match std::fs::create_dir(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+            other => other,
+        };
+        made.map_err(|e| Error::Write { path: path.display().to_string(), reason: e.to_string() })?;
+    }
+    for (rel, rows, bytes) in &folder.files {
+        match root {
+            Some(root) => {
+                let path = root.join(rel);
+                std::fs::write(&path, bytes)
+                    .map_err(|e| Error::Write { path: path.display().to_string(), reason: e.to_string() })?;
+            }
+            None => store.put(&format!("{staging}/{rel}"), bytes)?,
+        }
+        checkpoint(checkpoints);
+        written.push(Written {
+            path: rel.clone(),
+            rows: *rows,
+            sha256: crate::feeds::validate::sha256_hex(bytes),
+        });
+    }
+    Ok(())
 }
 
 /// Where a staged file's bytes go.
@@ -303,9 +367,7 @@ impl Publication {
             files: Vec::new(),
             manifest_seen: seen.map(|(_, v)| v),
             previous,
-            checkpoints: std::sync::atomic::AtomicU32::new(0),
-            folders: Default::default(),
-            ahead: None,
+            checkpoints: Default::default(),
             _lock: lock,
         })
     }
@@ -323,79 +385,41 @@ impl Publication {
         Ok(())
     }
 
-    /// Starts making `folders` (paths in the final layout) under a local staging prefix, one
-    /// after the other on a thread of its own, for [`Publication::write_many`] to write into
-    /// (nothing to do on an object store). Sibling folders share their parent's lock: made in
-    /// parallel, the writers spun on it (8 % of the exports' samples at 10 M); made ahead, one
-    /// thread makes folders while the others write files into those already made.
-    pub fn make_folders_ahead(&mut self, folders: &[String]) {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-        let Some(root) = self.store.local_root().map(|r| r.join(&self.staging)) else { return };
-        let paths: Vec<std::path::PathBuf> = folders.iter().map(|f| root.join(f)).collect();
-        let order = paths.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
-        let (made, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-        let maker = {
-            let (made, stop) = (made.clone(), stop.clone());
-            std::thread::spawn(move || {
-                for (i, path) in paths.iter().enumerate() {
-                    if stop.load(Ordering::Acquire) || std::fs::create_dir_all(path).is_err() {
-                        break;
+    /// Starts `threads` writers of whole folders of small files under the staging prefix
+    /// (see [`FolderWriter`]).
+    pub fn folder_writer(&self, threads: usize) -> FolderWriter {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Folder>>(2 * threads.max(1));
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let root = self.store.local_root().map(|r| r.join(&self.staging));
+        let threads = (0..threads.max(1))
+            .map(|_| {
+                let (rx, root, store) = (rx.clone(), root.clone(), self.store.clone());
+                let (staging, checkpoints) = (self.staging.clone(), self.checkpoints.clone());
+                std::thread::spawn(move || -> Result<Vec<Written>> {
+                    let mut written = Vec::new();
+                    loop {
+                        let batch = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(batch) = batch else { return Ok(written) };
+                        for folder in batch {
+                            write_folder(
+                                &folder,
+                                root.as_deref(),
+                                &store,
+                                &staging,
+                                &checkpoints,
+                                &mut written,
+                            )?;
+                        }
                     }
-                    made.store(i + 1, Ordering::Release);
-                }
+                })
             })
-        };
-        self.ahead = Some(Ahead { order, made, stop, maker: Some(maker) });
+            .collect();
+        FolderWriter { tx: Some(tx), threads }
     }
 
-    /// Writes several small outputs (paths in the final layout) under the staging prefix, in
-    /// parallel. A local file is written in place: the staging folder is invisible until the
-    /// commit, so no temporary name and rename are needed.
-    pub fn write_many(&mut self, files: &[(String, Vec<u8>)]) -> Result<()> {
-        use rayon::prelude::*;
-        let root = self.store.local_root().map(|r| r.join(&self.staging));
-        if let Some(root) = &root {
-            let mut new: Vec<std::path::PathBuf> = files
-                .iter()
-                .filter_map(|(rel, _)| root.join(rel).parent().map(std::path::Path::to_path_buf))
-                .filter(|folder| !self.folders.contains(folder))
-                .collect();
-            new.sort_unstable();
-            new.dedup();
-            if let Some(ahead) = &self.ahead {
-                // Folders being made ahead: wait for the last of them this batch needs.
-                let last = new.iter().filter_map(|f| ahead.order.get(f)).max();
-                if last.is_none_or(|&n| ahead.wait_for(n)) {
-                    let (made, rest): (Vec<_>, Vec<_>) =
-                        new.into_iter().partition(|f| ahead.order.contains_key(f));
-                    self.folders.extend(made);
-                    new = rest;
-                }
-            }
-            new.par_iter().try_for_each(|folder| {
-                std::fs::create_dir_all(folder)
-                    .map_err(|e| Error::Write { path: folder.display().to_string(), reason: e.to_string() })
-            })?;
-            self.folders.extend(new);
-        }
-        files.par_iter().try_for_each(|(rel, bytes)| {
-            match &root {
-                Some(root) => {
-                    let path = root.join(rel);
-                    let io = |e: std::io::Error| Error::Write {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    };
-                    std::fs::write(&path, bytes).map_err(io)?;
-                }
-                None => self.store.put(&format!("{}/{rel}", self.staging), bytes)?,
-            }
-            checkpoint(&self.checkpoints);
-            Ok::<(), Error>(())
-        })?;
-        self.files.extend(files.iter().map(|(rel, _)| rel.clone()));
-        Ok(())
+    /// Records files a [`FolderWriter`] wrote as this run's.
+    pub fn adopt(&mut self, written: &[Written]) {
+        self.files.extend(written.iter().map(|w| w.path.clone()));
     }
 
     /// Opens one output (path in the final layout) under the staging prefix for writing in
@@ -595,37 +619,63 @@ mod tests {
         Publication::begin(&store, NaiveDate::from_ymd_opt(2026, 9, 1).unwrap()).unwrap()
     }
 
-    #[test]
-    fn files_land_in_folders_made_ahead_and_in_folders_not_listed() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut p = publication(dir.path());
-        let folders: Vec<String> = (0..300).map(|i| format!("exports/partner_id=P{i:03}")).collect();
-        p.make_folders_ahead(&folders);
-        let mut files: Vec<(String, Vec<u8>)> =
-            folders.iter().rev().map(|f| (format!("{f}/earnings.csv"), f.as_bytes().to_vec())).collect();
-        files.push(("exports/partner_id=late/access.csv".into(), b"late".to_vec()));
-        p.write_many(&files).unwrap();
-        let root = dir.path().join(p.staging());
-        for (rel, bytes) in &files {
-            assert_eq!(&std::fs::read(root.join(rel)).unwrap(), bytes, "{rel}");
-        }
+    fn folder(name: &str, files: &[&str]) -> Folder {
+        let path = format!("exports/run_date=2026-09-01/{name}");
+        let files =
+            files.iter().map(|f| (format!("{path}/{f}"), 1, format!("{name}/{f}").into_bytes())).collect();
+        Folder { path, files }
     }
 
     #[test]
-    fn a_folder_that_cannot_be_made_ahead_is_an_error_of_the_write_not_a_hang() {
+    fn folders_are_written_whole_by_the_writers_and_adopted() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = publication(dir.path());
+        let mut w = p.folder_writer(2);
+        let folders: Vec<Folder> =
+            (0..300).map(|i| folder(&format!("partner_id=P{i:03}"), &["a.csv", "b.csv"])).collect();
+        let expected: Vec<(String, Vec<u8>)> =
+            folders.iter().flat_map(|f| f.files.iter().map(|(p, _, b)| (p.clone(), b.clone()))).collect();
+        for batch in folders.chunks(7) {
+            w.send(batch.iter().map(|f| Folder { path: f.path.clone(), files: f.files.clone() }).collect())
+                .unwrap();
+        }
+        let mut written = w.finish().unwrap();
+        written.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(written.len(), 600);
         let root = dir.path().join(p.staging());
-        // A file where the second folder should be: the maker stops there.
-        std::fs::create_dir_all(root.join("exports")).unwrap();
-        std::fs::write(root.join("exports/partner_id=B"), b"in the way").unwrap();
-        let folders =
-            ["exports/partner_id=A", "exports/partner_id=B", "exports/partner_id=C"].map(String::from);
-        p.make_folders_ahead(&folders);
-        let files: Vec<(String, Vec<u8>)> =
-            folders.iter().map(|f| (format!("{f}/earnings.csv"), b"x".to_vec())).collect();
-        let err = p.write_many(&files).unwrap_err().to_string();
+        for (rel, bytes) in &expected {
+            assert_eq!(&std::fs::read(root.join(rel)).unwrap(), bytes, "{rel}");
+            let w = written.iter().find(|w| &w.path == rel).expect("reported");
+            assert_eq!(w.sha256, crate::feeds::validate::sha256_hex(bytes));
+        }
+        p.adopt(&written);
+        assert_eq!(p.files.len(), 600);
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_made_is_an_error_naming_it_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = publication(dir.path());
+        let root = dir.path().join(p.staging());
+        // A file where the second folder should be.
+        std::fs::create_dir_all(root.join("exports/run_date=2026-09-01")).unwrap();
+        std::fs::write(root.join("exports/run_date=2026-09-01/partner_id=B"), b"in the way").unwrap();
+        let mut w = p.folder_writer(1);
+        let mut err = None;
+        // The writer stops at B; later sends (the queue full, or no writer left) or the
+        // finish report the error.
+        for name in ["partner_id=A", "partner_id=B"].into_iter().chain((0..100).map(|_| "partner_id=C")) {
+            if let Err(e) = w.send(vec![folder(name, &["a.csv"])]) {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = match err {
+            Some(e) => e,
+            None => w.finish().unwrap_err(),
+        }
+        .to_string();
         assert!(err.contains("partner_id=B"), "{err}");
-        assert!(root.join("exports/partner_id=A").is_dir());
+        assert!(root.join("exports/run_date=2026-09-01/partner_id=A/a.csv").is_file());
     }
 }

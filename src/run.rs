@@ -174,19 +174,25 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     ];
     let plan = rules::Plan::new(&ingest.feeds, &p.programs, d, opts.range_lines)?;
     let partner_ids = plan.partner_ids();
-    let reports = write_reports(&mut publication, &plan, &partner_ids, data_as_of, &metadata)?;
+    // A partner's export of a report holds its rows of the report, program by program.
+    let headers = exports::EXPORTED
+        .iter()
+        .map(|&name| {
+            let report =
+                *Report::ALL.iter().find(|r| r.name() == name).expect("exported reports are reports");
+            let shape =
+                Source { report, run_date: d, data_as_of, results: &[], partners: &partner_ids }.table(&[]);
+            (name, csv_out::to_csv(&shape))
+        })
+        .collect();
+    let exporter = exports::Exporter::new(d, &partner_ids, headers, &ingest.feeds.users);
+    let mut folders = publication.folder_writer(FOLDER_WRITERS);
+    let (reports, exported_early) =
+        write_reports(&mut publication, &plan, &partner_ids, data_as_of, &metadata, &exporter, &mut folders)?;
     progress.stage("writing the exports");
-    let folders: Vec<String> =
-        partner_ids.iter().map(|id| format!("exports/run_date={d}/{}", exports::folder_name(id))).collect();
-    publication.make_folders_ahead(&folders);
-    let mut staging = Staging {
-        publication: &mut publication,
-        pending: Vec::new(),
-        pending_rows: Vec::new(),
-        outputs: BTreeMap::new(),
-        written: Vec::new(),
-    };
     let started = std::time::Instant::now();
+    let mut staging =
+        Staging { publication: &mut publication, outputs: BTreeMap::new(), written: Vec::new() };
     for (_, w) in &reports {
         staging.record(w);
     }
@@ -194,21 +200,16 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let shape = rejects.empty_like();
     let whole = |table| Chunk { table, keys: Vec::new() };
     staging.report(&shape, std::iter::once(rejects), whole, d, &metadata)?;
-    // A partner's export of a report holds its rows of the report, program by program, cut
-    // from the report's staged CSV.
+    // The partners not exported during the rules (their type has several programs, or none)
+    // are cut from the reports' staged CSVs.
     let exported: Vec<&(Report, writer::Written)> =
         reports.iter().filter(|(r, _)| exports::EXPORTED.contains(&r.name())).collect();
-    let names: Vec<&str> = exported.iter().map(|(r, _)| r.name()).collect();
-    let headers: Vec<Vec<u8>> = exported
-        .iter()
-        .map(|&&(report, _)| {
-            csv_out::to_csv(
-                &Source { report, run_date: d, data_as_of, results: &[], partners: &partner_ids }.table(&[]),
-            )
-        })
-        .collect();
-    let staged: Vec<crate::publish::Staged> =
-        exported.iter().map(|(_, w)| staging.publication.open_staged(&w.csv.0)).collect::<Result<_>>()?;
+    let rest: Vec<usize> = (0..partner_ids.len()).filter(|&i| !exported_early[i]).collect();
+    let staged: Vec<crate::publish::Staged> = if rest.is_empty() {
+        Vec::new()
+    } else {
+        exported.iter().map(|(_, w)| staging.publication.open_staged(&w.csv.0)).collect::<Result<_>>()?
+    };
     let programs = plan.programs.len() as u32;
     let positions = |r: std::ops::Range<usize>| r.start as u32..r.end as u32;
     let read_run = |k: usize, run, next: Option<std::ops::Range<usize>>| -> Result<writer::Run> {
@@ -221,14 +222,20 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         writer::Run::read(&staged[k], &w.segments, programs, positions(run))
             .map_err(|e| Error::Storage(format!("reading back {}: {e}", w.csv.0)))
     };
-    let file_of =
-        |run: &writer::Run, k: usize, i: usize| run.cut(&exported[k].1.segments, i as u32, &headers[k]);
-    exports::export_partners(d, &partner_ids, &names, &ingest.feeds.users, read_run, file_of, |p, n, b| {
-        staging.small(p, n, b)
-    })?;
-    staging.flush()?;
+    let file_of = |run: &writer::Run, k: usize, i: usize| {
+        run.cut(&exported[k].1.segments, i as u32, exporter.header(k))
+    };
+    exporter.export(&rest, read_run, file_of, |batch| folders.send(batch))?;
+    let mut written_exports = folders.finish()?;
+    written_exports.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    staging.publication.adopt(&written_exports);
+    for w in written_exports {
+        staging.outputs.insert(w.path.clone(), Output { rows: w.rows, sha256: w.sha256 });
+        staging.written.push(w.path);
+    }
     tracing::debug!(
         partners = partner_ids.len(),
+        after_rules = rest.len(),
         exports_s = %format!("{:.1}", started.elapsed().as_secs_f64()),
         "exported"
     );
@@ -278,39 +285,11 @@ const CHUNK_ROWS: usize = 1 << 11;
 /// The files a run has staged, with what the manifest says of each.
 struct Staging<'p> {
     publication: &'p mut Publication,
-    /// Small files made but not yet written, and their rows.
-    pending: Vec<(String, Vec<u8>)>,
-    pending_rows: Vec<u64>,
     outputs: BTreeMap<String, Output>,
     written: Vec<String>,
 }
 
 impl Staging<'_> {
-    /// Stages a small file made in memory (an export); they are hashed and written in
-    /// parallel batches.
-    fn small(&mut self, path: String, rows: u64, bytes: Vec<u8>) -> Result<()> {
-        self.pending.push((path, bytes));
-        self.pending_rows.push(rows);
-        if self.pending.len() >= 1024 {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Hashes and writes the small files not yet written.
-    fn flush(&mut self) -> Result<()> {
-        let hashes: Vec<String> =
-            self.pending.par_iter().map(|(_, b)| feeds::validate::sha256_hex(b)).collect();
-        for (((path, _), rows), sha256) in self.pending.iter().zip(&self.pending_rows).zip(hashes) {
-            self.outputs.insert(path.clone(), Output { rows: *rows, sha256 });
-            self.written.push(path.clone());
-        }
-        self.publication.write_many(&self.pending)?;
-        self.pending.clear();
-        self.pending_rows.clear();
-        Ok(())
-    }
-
     /// Writes a whole report as CSV and parquet (see [`writer::write_report`]).
     fn report<'r, C: Send>(
         &mut self,
@@ -338,16 +317,37 @@ impl Staging<'_> {
 /// before them is written: enough to keep every core busy, few enough to bound memory.
 const PIECES_IN_FLIGHT: usize = 8;
 
+/// Threads writing export folders (see [`crate::publish::FolderWriter`]): their time is
+/// mostly the kernel's file creation and waits on the disk, beside the compute pool.
+const FOLDER_WRITERS: usize = 2;
+
+/// Export folders handed to the writers at a time: a group's folders are queued in batches,
+/// so that the queue holds a bounded share of them.
+const FOLDER_BATCH: usize = 64;
+
+/// A report and what its writer wrote.
+type ReportWritten = (Report, writer::Written);
+
+/// Per exported report: (program, partner) -> the bytes of its rows, in order, and their count.
+type Parts<'e> = Vec<crate::hash::HashMap<writer::Key, (Vec<&'e [u8]>, u64)>>;
+
 /// Applies the rules a group of pieces at a time and writes the five reports side by side:
 /// a group's pieces are computed, then its rows encoded, in parallel, while the group before
 /// it is appended to the reports. No more than two groups' rows are ever held.
+///
+/// A partner's export folder is made from its group's encoded rows when the piece's program is
+/// the only one of the partner's type (every report row of a partner belongs to a program of
+/// its type, rules.md), and queued to `folders`: the exports are written while the rules run,
+/// from bytes in memory. Returns the reports and which partners (by position) were exported.
 fn write_reports<'a>(
     publication: &mut Publication,
     plan: &rules::Plan<'a>,
     partners: &[&'a str],
     data_as_of: Option<NaiveDate>,
     metadata: &[(&str, String)],
-) -> Result<Vec<(Report, writer::Written)>> {
+    exporter: &exports::Exporter,
+    folders: &mut crate::publish::FolderWriter,
+) -> Result<(Vec<ReportWritten>, Vec<bool>)> {
     let d = plan.run_date();
     let shape = |report| Source { report, run_date: d, data_as_of, results: &[], partners }.table(&[]);
     let mut writers = Report::ALL
@@ -355,7 +355,19 @@ fn write_reports<'a>(
         .map(|&r| writer::ReportWriter::new(publication, &shape(r), d, metadata))
         .collect::<Result<Vec<_>>>()?;
     let schemas: Vec<_> = writers.iter().map(|w| w.schema().clone()).collect();
-    let compute = |pieces: &[(usize, usize)]| -> Result<Vec<Vec<writer::Encoded>>> {
+    // Exported reports (indexes in `Report::ALL`, in the exporter's order), and the programs
+    // that are the only one of their partner type.
+    let exported: Vec<usize> = exports::EXPORTED
+        .iter()
+        .map(|&n| Report::ALL.iter().position(|r| r.name() == n).expect("exported reports are reports"))
+        .collect();
+    let sole: Vec<bool> = plan
+        .programs
+        .iter()
+        .map(|p| plan.programs.iter().filter(|q| q.partner_type == p.partner_type).count() == 1)
+        .collect();
+    type Group = (Vec<Vec<writer::Encoded>>, Vec<crate::publish::Folder>);
+    let compute = |pieces: &[(usize, usize)]| -> Result<Group> {
         let results: Vec<rules::ProgramResult> =
             pieces.par_iter().map(|&(p, r)| plan.piece(p, r)).collect::<Result<_>>()?;
         let source = |report| Source { report, run_date: d, data_as_of, results: &results, partners };
@@ -376,11 +388,25 @@ fn write_reports<'a>(
         for (k, e) in encoded {
             by_report[k].push(e);
         }
-        Ok(by_report)
+        let folders = early_folders(plan, pieces, &by_report, &exported, &sole, exporter);
+        Ok((by_report, folders))
+    };
+    let mut send = |batch: Vec<crate::publish::Folder>| -> Result<()> {
+        let mut batch = batch.into_iter().peekable();
+        while batch.peek().is_some() {
+            folders.send(batch.by_ref().take(FOLDER_BATCH).collect())?;
+        }
+        Ok(())
     };
     let pieces = plan.pieces();
     let mut groups = pieces.chunks(PIECES_IN_FLIGHT);
-    let mut ready = groups.next().map(compute).transpose()?.unwrap_or_default();
+    let mut ready = match groups.next().map(compute).transpose()? {
+        Some((encoded, early)) => {
+            send(early)?;
+            encoded
+        }
+        None => Vec::new(),
+    };
     // Time spent computing and encoding, and appending to each report (stage balance, at -vv).
     let mut computing = 0.0;
     let busy: Vec<std::sync::atomic::AtomicU64> = Report::ALL.iter().map(|_| Default::default()).collect();
@@ -407,7 +433,10 @@ fn write_reports<'a>(
         );
         written?;
         match next? {
-            Some(next) => ready = next,
+            Some((encoded, early)) => {
+                send(early)?;
+                ready = encoded;
+            }
             None => break,
         }
     }
@@ -416,7 +445,79 @@ fn write_reports<'a>(
         let b = b.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
         tracing::debug!(report = r.name(), appending_s = %format!("{b:.1}"), "report appended");
     }
-    writers.into_iter().zip(Report::ALL).map(|(w, r)| Ok((r, w.finish(publication)?))).collect()
+    let reports: Vec<(Report, writer::Written)> = writers
+        .into_iter()
+        .zip(Report::ALL)
+        .map(|(w, r)| Ok((r, w.finish(publication)?)))
+        .collect::<Result<_>>()?;
+    // Which partners went early, and a check of the premise: none of them has a row in a
+    // program other than the sole one of its type (that row would be missing from its export).
+    let early: Vec<bool> = (0..partners.len())
+        .map(|i| {
+            plan.programs.iter().zip(&sole).any(|(p, &s)| s && p.partner_type == plan.partner(i).partner_type)
+        })
+        .collect();
+    for &k in &exported {
+        for &(p, i) in reports[k].1.segments.keys() {
+            let (program, partner) = (plan.programs[p as usize], plan.partner(i as usize));
+            if early[i as usize] && program.partner_type != partner.partner_type {
+                return Err(Error::Internal(format!(
+                    "{}: partner {} has rows in program {}, not of its type",
+                    Report::ALL[k].name(),
+                    partner.partner_id,
+                    program.id
+                )));
+            }
+        }
+    }
+    Ok((reports, early))
+}
+
+/// The export folders of a group's partners whose type has one program, cut from the group's
+/// encoded rows (`by_report`, indexed as `Report::ALL`; `exported` in the exporter's order):
+/// each partner's rows of that program lie in the group, as one piece's rows.
+fn early_folders(
+    plan: &rules::Plan,
+    pieces: &[(usize, usize)],
+    by_report: &[Vec<writer::Encoded>],
+    exported: &[usize],
+    sole: &[bool],
+    exporter: &exports::Exporter,
+) -> Vec<crate::publish::Folder> {
+    let parts: Parts = exported
+        .iter()
+        .map(|&k| {
+            let mut parts = crate::hash::HashMap::<writer::Key, (Vec<&[u8]>, u64)>::default();
+            for (key, bytes, rows) in by_report[k].iter().flat_map(writer::Encoded::keyed) {
+                let part = parts.entry(key).or_default();
+                part.0.push(bytes);
+                part.1 += rows;
+            }
+            parts
+        })
+        .collect();
+    let partners: Vec<(u32, usize)> = pieces
+        .iter()
+        .filter(|&&(p, _)| sole[p])
+        .flat_map(|&(p, r)| {
+            let ty = plan.programs[p].partner_type;
+            plan.range(r).filter(move |&i| plan.partner(i).partner_type == ty).map(move |i| (p as u32, i))
+        })
+        .collect();
+    partners
+        .into_par_iter()
+        .map(|(p, i)| {
+            exporter.folder(i, |x| {
+                let mut bytes = exporter.header(x).to_vec();
+                let Some((runs, rows)) = parts[x].get(&(p, i as u32)) else { return (0, bytes) };
+                bytes.reserve(runs.iter().map(|r| r.len()).sum());
+                for r in runs {
+                    bytes.extend_from_slice(r);
+                }
+                (*rows, bytes)
+            })
+        })
+        .collect()
 }
 
 /// The current time, RFC 3339 in UTC: only the manifest carries wall-clock time.

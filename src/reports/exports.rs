@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use super::{Table, Values, csv_out};
 use crate::feeds::tables::{Role, User};
+use crate::publish::Folder;
 
 /// The reports each partner gets, by name, in the folder.
 pub const EXPORTED: [&str; 4] = ["earnings", "unearned", "payouts", "dashboard"];
@@ -58,67 +59,86 @@ fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
     }
 }
 
-/// Partners whose export files are made at a time (in parallel, then handed over in order).
-const RUN_PARTNERS: usize = 512;
-
-/// Every partner's export folder: for the partner at each position of `partner_ids`, its file
-/// of each report of `reports` (names, in [`EXPORTED`]), then its `access.csv` (from `users`),
-/// handed to `sink` one at a time as `(path relative to the output, rows, CSV bytes)`.
-///
-/// Partners go [`RUN_PARTNERS`] at a time, and a partner's five files go together: written
-/// report by report instead, every partner folder's directory block (and its files' inode
-/// blocks) were changed again in each pass, in a new journal transaction each time. For each
-/// report `read_run` gets what a run of partner positions needs (told the next run too, so it
-/// can ask for it ahead), and `file_of` gives the rows of report `k` of the partner at a
-/// position as CSV (header included) and their count.
-pub fn export_partners<R: Sync, E: Send>(
+/// Makes partners' export folders: for the partner at a position of the sorted partner ids,
+/// its file of each exported report, then its `access.csv`.
+pub struct Exporter<'a> {
     run_date: chrono::NaiveDate,
-    partner_ids: &[&str],
-    reports: &[&str],
-    users: &[User],
-    mut read_run: impl FnMut(usize, Range<usize>, Option<Range<usize>>) -> Result<R, E>,
-    file_of: impl Fn(&R, usize, usize) -> (u64, Vec<u8>) + Sync,
-    mut sink: impl FnMut(String, u64, Vec<u8>) -> Result<(), E>,
-) -> Result<(), E> {
-    use rayon::prelude::*;
-    let mut users_of: HashMap<&str, Vec<&User>> = HashMap::new();
-    for u in users {
-        users_of.entry(&u.partner_id).or_default().push(u);
+    partner_ids: &'a [&'a str],
+    /// The exported reports' names ([`EXPORTED`] order) and CSV headers.
+    reports: Vec<(&'static str, Vec<u8>)>,
+    users_of: HashMap<&'a str, Vec<&'a User>>,
+}
+
+impl<'a> Exporter<'a> {
+    pub fn new(
+        run_date: chrono::NaiveDate,
+        partner_ids: &'a [&'a str],
+        reports: Vec<(&'static str, Vec<u8>)>,
+        users: &'a [User],
+    ) -> Self {
+        let mut users_of: HashMap<&str, Vec<&User>> = HashMap::new();
+        for u in users {
+            users_of.entry(&u.partner_id).or_default().push(u);
+        }
+        Exporter { run_date, partner_ids, reports, users_of }
     }
-    let runs: Vec<Range<usize>> = (0..partner_ids.len())
-        .step_by(RUN_PARTNERS)
-        .map(|start| start..partner_ids.len().min(start + RUN_PARTNERS))
-        .collect();
-    for (n, positions) in runs.iter().enumerate() {
-        let read: Vec<R> = (0..reports.len())
-            .map(|k| read_run(k, positions.clone(), runs.get(n + 1).cloned()))
-            .collect::<Result<_, E>>()?;
-        let folders: Vec<Vec<(String, u64, Vec<u8>)>> = positions
-            .clone()
-            .into_par_iter()
-            .map(|i| {
-                let id = partner_ids[i];
-                let folder = format!("exports/run_date={run_date}/{}", folder_name(id));
-                let mut files: Vec<(String, u64, Vec<u8>)> = reports
-                    .iter()
-                    .zip(&read)
-                    .enumerate()
-                    .map(|(k, (report, run))| {
-                        let (rows, bytes) = file_of(run, k, i);
-                        (format!("{folder}/{report}.csv"), rows, bytes)
-                    })
-                    .collect();
-                let access = access(id, users_of.get(id).map(Vec::as_slice).unwrap_or_default());
-                files.push((format!("{folder}/access.csv"), access.rows() as u64, csv_out::to_csv(&access)));
-                files
+
+    /// The exported reports, in order.
+    pub fn reports(&self) -> usize {
+        self.reports.len()
+    }
+
+    /// Report `k`'s CSV header.
+    pub fn header(&self, k: usize) -> &[u8] {
+        &self.reports[k].1
+    }
+
+    /// The folder of the partner at position `i`, where `file_of(k)` is its file of report `k`
+    /// (header included) and that file's row count.
+    pub fn folder(&self, i: usize, file_of: impl Fn(usize) -> (u64, Vec<u8>)) -> Folder {
+        let id = self.partner_ids[i];
+        let path = format!("exports/run_date={}/{}", self.run_date, folder_name(id));
+        let mut files: Vec<(String, u64, Vec<u8>)> = self
+            .reports
+            .iter()
+            .enumerate()
+            .map(|(k, (report, _))| {
+                let (rows, bytes) = file_of(k);
+                (format!("{path}/{report}.csv"), rows, bytes)
             })
             .collect();
-        for (path, rows, bytes) in folders.into_iter().flatten() {
-            sink(path, rows, bytes)?;
-        }
+        let access = access(id, self.users_of.get(id).map(Vec::as_slice).unwrap_or_default());
+        files.push((format!("{path}/access.csv"), access.rows() as u64, csv_out::to_csv(&access)));
+        Folder { path, files }
     }
-    Ok(())
+
+    /// The folders of the partners at `positions` (sorted), cut from what a run of them needs:
+    /// the partners go [`RUN_PARTNERS`] at a time, in order; for each report `read_run` gets
+    /// what a run (first to last position) needs, told the next run too so it can ask for it
+    /// ahead, and `file_of` gives the file of report `k` of the partner at a position. Each
+    /// run's folders, made in parallel, go to `sink`.
+    pub fn export<R: Sync, E: Send>(
+        &self,
+        positions: &[usize],
+        mut read_run: impl FnMut(usize, Range<usize>, Option<Range<usize>>) -> Result<R, E>,
+        file_of: impl Fn(&R, usize, usize) -> (u64, Vec<u8>) + Sync,
+        mut sink: impl FnMut(Vec<Folder>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        use rayon::prelude::*;
+        let runs: Vec<&[usize]> = positions.chunks(RUN_PARTNERS).collect();
+        let span = |run: &[usize]| run[0]..run[run.len() - 1] + 1;
+        for (n, run) in runs.iter().enumerate() {
+            let read: Vec<R> = (0..self.reports.len())
+                .map(|k| read_run(k, span(run), runs.get(n + 1).map(|r| span(r))))
+                .collect::<Result<_, E>>()?;
+            sink(run.par_iter().map(|&i| self.folder(i, |k| file_of(&read[k], k, i))).collect())?;
+        }
+        Ok(())
+    }
 }
+
+/// Partners whose export folders are cut from a read-back report at a time.
+const RUN_PARTNERS: usize = 512;
 
 /// A partner's export of `table` (its rows already selected): the row count and the CSV, for
 /// tests (a run cuts exports from the report's staged CSV, `reports::writer::Run`).
@@ -219,11 +239,14 @@ mod hostile_ids {
             let file_of = |_: &(), k: usize, i: usize| {
                 csv_file(&refs[k].select(index[k].get(id_refs[i]).map(Vec::as_slice).unwrap_or_default()))
             };
-            export_partners(date, &id_refs, &EXPORTED, &[], |_, _, _| Ok(()), file_of, |p, n, b| {
-                files.push((p, n, b));
-                Ok::<(), ()>(())
-            })
-            .unwrap();
+            let exporter = Exporter::new(date, &id_refs, EXPORTED.iter().map(|&n| (n, Vec::new())).collect(), &[]);
+            let positions: Vec<usize> = (0..ids.len()).collect();
+            exporter
+                .export(&positions, |_, _, _| Ok(()), file_of, |folders| {
+                    files.extend(folders.into_iter().flat_map(|f| f.files));
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
             prop_assert_eq!(files.len(), ids.len() * 5, "five files per partner");
             let mut folders = std::collections::BTreeSet::new();
             for (path, n, bytes) in &files {

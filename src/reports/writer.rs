@@ -49,6 +49,19 @@ pub struct Encoded {
     batch: RecordBatch,
 }
 
+impl Encoded {
+    /// Each run of rows with one key, in order: the key, its CSV bytes and its row count (none
+    /// unless the chunk carried keys).
+    pub fn keyed(&self) -> impl Iterator<Item = (Key, &[u8], u64)> {
+        let mut at = 0;
+        self.pieces.iter().map(move |&(key, bytes, rows)| {
+            let start = at;
+            at += bytes as usize;
+            (key, &self.csv[start..at], rows)
+        })
+    }
+}
+
 /// Formats a chunk as CSV text and Arrow arrays (under `schema`, [`ReportWriter::schema`]):
 /// independent work, done for many chunks in parallel.
 pub fn encode(chunk: Chunk, schema: &Arc<Schema>) -> Result<Encoded> {

@@ -220,6 +220,16 @@ impl<'a> Plan<'a> {
         self.partners.iter().map(|p| p.partner_id.as_str()).collect()
     }
 
+    /// Positions (in [`Plan::partner_ids`]) of the partners of range `r`.
+    pub fn range(&self, r: usize) -> std::ops::Range<usize> {
+        self.ranges[r].clone()
+    }
+
+    /// The partner at position `i`.
+    pub fn partner(&self, i: usize) -> &'a Partner {
+        self.partners[i]
+    }
+
     /// The (program, range) pieces in report order: program by program, ranges in order.
     pub fn pieces(&self) -> Vec<(usize, usize)> {
         (0..self.programs.len()).flat_map(|p| (0..self.ranges.len()).map(move |r| (p, r))).collect()

@@ -5,6 +5,7 @@ mod cli;
 mod cloud;
 mod common;
 mod deliveries;
+mod exports;
 mod golden;
 mod publish;
 mod reconcile;
