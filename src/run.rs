@@ -175,14 +175,14 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let plan = rules::Plan::new(&ingest.feeds, &p.programs, d, opts.range_lines)?;
     let partner_ids = plan.partner_ids();
     // A partner's export of a report holds its rows of the report, program by program.
-    let headers = exports::EXPORTED
+    let exported = exported_reports();
+    let headers = exported
         .iter()
-        .map(|&name| {
-            let report =
-                *Report::ALL.iter().find(|r| r.name() == name).expect("exported reports are reports");
+        .map(|&k| {
+            let report = Report::ALL[k];
             let shape =
                 Source { report, run_date: d, data_as_of, results: &[], partners: &partner_ids }.table(&[]);
-            (name, csv_out::to_csv(&shape))
+            (report.name(), csv_out::to_csv(&shape))
         })
         .collect();
     let exporter = exports::Exporter::new(d, &partner_ids, headers, &ingest.feeds.users);
@@ -202,8 +202,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     staging.report(&shape, std::iter::once(rejects), whole, d, &metadata)?;
     // The partners not exported during the rules (their type has several programs, or none)
     // are cut from the reports' staged CSVs.
-    let exported: Vec<&(Report, writer::Written)> =
-        reports.iter().filter(|(r, _)| exports::EXPORTED.contains(&r.name())).collect();
+    let exported: Vec<&ReportWritten> = exported.iter().map(|&k| &reports[k]).collect();
     let rest: Vec<usize> = (0..partner_ids.len()).filter(|&i| !exported_early[i]).collect();
     let staged: Vec<crate::publish::Staged> = if rest.is_empty() {
         Vec::new()
@@ -325,6 +324,15 @@ const FOLDER_WRITERS: usize = 2;
 /// so that the queue holds a bounded share of them.
 const FOLDER_BATCH: usize = 64;
 
+/// The exported reports ([`exports::EXPORTED`], in that order) as indexes in `Report::ALL`
+/// (the order of the reports a run writes).
+fn exported_reports() -> Vec<usize> {
+    exports::EXPORTED
+        .iter()
+        .map(|&n| Report::ALL.iter().position(|r| r.name() == n).expect("exported reports are reports"))
+        .collect()
+}
+
 /// A report and what its writer wrote.
 type ReportWritten = (Report, writer::Written);
 
@@ -355,12 +363,8 @@ fn write_reports<'a>(
         .map(|&r| writer::ReportWriter::new(publication, &shape(r), d, metadata))
         .collect::<Result<Vec<_>>>()?;
     let schemas: Vec<_> = writers.iter().map(|w| w.schema().clone()).collect();
-    // Exported reports (indexes in `Report::ALL`, in the exporter's order), and the programs
-    // that are the only one of their partner type.
-    let exported: Vec<usize> = exports::EXPORTED
-        .iter()
-        .map(|&n| Report::ALL.iter().position(|r| r.name() == n).expect("exported reports are reports"))
-        .collect();
+    // The programs that are the only one of their partner type.
+    let exported = exported_reports();
     let sole: Vec<bool> = plan
         .programs
         .iter()
@@ -379,8 +383,7 @@ fn write_reports<'a>(
             .into_par_iter()
             .map(|(k, rows)| {
                 let s = source(Report::ALL[k]);
-                let keys =
-                    if exports::EXPORTED.contains(&s.report.name()) { s.keys(&rows)? } else { Vec::new() };
+                let keys = if exported.contains(&k) { s.keys(&rows)? } else { Vec::new() };
                 Ok((k, writer::encode(Chunk { table: s.table(&rows), keys }, &schemas[k])?))
             })
             .collect::<Result<_>>()?;
@@ -445,7 +448,7 @@ fn write_reports<'a>(
         let b = b.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
         tracing::debug!(report = r.name(), appending_s = %format!("{b:.1}"), "report appended");
     }
-    let reports: Vec<(Report, writer::Written)> = writers
+    let reports: Vec<ReportWritten> = writers
         .into_iter()
         .zip(Report::ALL)
         .map(|(w, r)| Ok((r, w.finish(publication)?)))
