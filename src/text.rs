@@ -109,6 +109,13 @@ impl Text {
         self.0.get()
     }
 
+    /// The handle numbered `n` ([`Text::handle`]), if one was handed out.
+    pub fn from_handle(n: u32) -> Option<Text> {
+        let id = n as usize;
+        let stored = SEGMENTS.get(id / SEGMENT)?.get().and_then(|t| t[id % SEGMENT].get()).is_some();
+        stored.then_some(()).and(NonZeroU32::new(n)).map(Text)
+    }
+
     pub fn as_str(self) -> &'static str {
         let id = self.0.get() as usize;
         SEGMENTS[id / SEGMENT].get().and_then(|t| t[id % SEGMENT].get()).expect("a handed-out handle")

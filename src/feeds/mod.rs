@@ -7,6 +7,7 @@
 pub mod cells;
 pub mod landing;
 pub mod read;
+pub mod spill;
 pub mod tables;
 pub mod validate;
 
