@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{self, Program};
 use crate::error::{Error, Result};
+use crate::feeds::tables::Transaction;
 use crate::feeds::{self, Ingest, Landing};
 use crate::publish::Publication;
 use crate::reports::manifest::{Manifest, Output, ProgramFile};
@@ -33,6 +34,8 @@ pub struct Options {
     pub range_lines: usize,
     /// Stage lines on stderr (a person at a terminal, not cron).
     pub progress: bool,
+    /// When the accepted transactions go to a local file instead of memory.
+    pub spill: feeds::validate::SpillPolicy,
 }
 
 /// What a run did.
@@ -111,8 +114,14 @@ fn prepare(opts: &Options) -> Result<Prepared> {
     Ok(Prepared { programs, input, landing, run_date, date_was_defaulted })
 }
 
-fn ingest(p: &Prepared, keep_going: bool) -> Result<Ingest> {
-    let ingest = feeds::ingest(&p.input, &p.landing, p.run_date, keep_going)?;
+fn ingest(p: &Prepared, opts: &Options) -> Result<Ingest> {
+    let ingest = feeds::validate::ingest_spilling(
+        &p.input,
+        &p.landing,
+        p.run_date,
+        opts.keep_going,
+        Some(&opts.spill),
+    )?;
     for w in &ingest.warnings {
         tracing::warn!("{w}");
     }
@@ -125,7 +134,7 @@ fn ingest(p: &Prepared, keep_going: bool) -> Result<Ingest> {
 /// Loads the programs, lists the landing zone and validates every feed for the run date.
 pub fn validate(opts: &Options) -> Result<Outcome> {
     let p = prepare(opts)?;
-    let ingest = ingest(&p, opts.keep_going)?;
+    let ingest = ingest(&p, opts)?;
     Ok(Outcome {
         run_date: p.run_date,
         date_was_defaulted: p.date_was_defaulted,
@@ -162,7 +171,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let out = Store::create(&opts.output)?;
     let mut publication = Publication::begin(&out, d)?;
     progress.stage(&format!("validating the feeds for {d}"));
-    let ingest = ingest(&p, opts.keep_going)?;
+    let ingest = ingest(&p, opts)?;
     progress.stage("applying the rules and writing the reports");
     crate::allocator::keep_freed_memory_from_now();
     let data_as_of = ingest.data_as_of();
@@ -372,8 +381,14 @@ fn write_reports<'a>(
         .collect();
     type Group = (Vec<Vec<writer::Encoded>>, Vec<crate::publish::Folder>);
     let compute = |pieces: &[(usize, usize)]| -> Result<Group> {
-        let results: Vec<rules::ProgramResult> =
-            pieces.par_iter().map(|&(p, r)| plan.piece(p, r)).collect::<Result<_>>()?;
+        // Spilled rows are read back for the group and live until its rows are encoded.
+        let loaded: Vec<Vec<Transaction>> =
+            pieces.par_iter().map(|&(p, r)| plan.load(p, r)).collect::<Result<_>>()?;
+        let results: Vec<rules::ProgramResult> = pieces
+            .par_iter()
+            .zip(&loaded)
+            .map(|(&(p, r), loaded)| plan.piece(p, r, &plan.rows(p, r, loaded)))
+            .collect::<Result<_>>()?;
         let source = |report| Source { report, run_date: d, data_as_of, results: &results, partners };
         let mut jobs = Vec::new();
         for (k, &report) in Report::ALL.iter().enumerate() {

@@ -178,13 +178,36 @@ impl Spill {
         decode(&b)
     }
 
-    /// Every row in order, with its number, read a block at a time.
-    pub fn scan(&mut self, mut f: impl FnMut(u64, Transaction)) -> io::Result<()> {
+    /// The rows, written out and read-only from now on.
+    pub fn seal(mut self) -> io::Result<Sealed> {
         self.flush()?;
+        Ok(Sealed { file: std::sync::Arc::new(self.file), rows: self.written })
+    }
+}
+
+/// A spill whose rows are all written (see [`Spill::seal`]); clones share the file.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    file: std::sync::Arc<std::fs::File>,
+    rows: u64,
+}
+
+impl Sealed {
+    /// Rows in the file.
+    pub fn len(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Every row in order, with its number, read a block at a time.
+    pub fn scan(&self, mut f: impl FnMut(u64, Transaction)) -> io::Result<()> {
         let mut block = vec![0u8; BUFFER_ROWS * ROW_BYTES];
         let mut n = 0;
-        while n < self.written {
-            let rows = (self.written - n).min(BUFFER_ROWS as u64) as usize;
+        while n < self.rows {
+            let rows = (self.rows - n).min(BUFFER_ROWS as u64) as usize;
             let bytes = &mut block[..rows * ROW_BYTES];
             self.file.read_exact_at(bytes, n * ROW_BYTES as u64)?;
             for row in bytes.chunks_exact(ROW_BYTES) {
@@ -199,7 +222,7 @@ impl Spill {
     /// keeping the rows' order, in a new unlinked file in `dir`: two sequential passes (count,
     /// then copy through a buffer per partition).
     pub fn partition(
-        &mut self,
+        &self,
         dir: &std::path::Path,
         parts: usize,
         part_of: impl Fn(&Transaction) -> Option<usize>,
@@ -240,7 +263,7 @@ impl Spill {
     }
 }
 
-/// Rows grouped in partitions (see [`Spill::partition`]).
+/// Rows grouped in partitions (see [`Sealed::partition`]).
 pub struct Partitions {
     file: std::fs::File,
     /// Partition `k` is rows `starts[k]..starts[k + 1]`.
@@ -324,6 +347,7 @@ mod tests {
             for (i, t) in rows.iter().enumerate().rev() {
                 prop_assert_eq!(&spill.get(i as u64).unwrap(), t);
             }
+            let spill = spill.seal().unwrap();
             let mut seen = Vec::new();
             spill.scan(|n, t| seen.push((n, t))).unwrap();
             prop_assert_eq!(seen.len(), rows.len());

@@ -170,8 +170,28 @@ pub struct Feeds {
     pub payment_profiles: Vec<PaymentProfile>,
     /// Non-USD rates only (USD is always 1; its rows are validated and otherwise ignored).
     pub fx_rates: Vec<FxRate>,
-    /// Sales first in delivery order, then accepted refunds in the order they were checked.
+    /// Sales first in delivery order, then accepted refunds in the order they were checked;
+    /// empty when they were spilled.
     pub transactions: Vec<Transaction>,
+    /// The same rows in a local file instead, for runs larger than memory (see
+    /// [`crate::feeds::spill`]).
+    pub spilled: Option<crate::feeds::spill::Sealed>,
+}
+
+impl Feeds {
+    /// Every accepted transaction, in order, wherever it is held.
+    pub fn for_each_transaction(&self, mut f: impl FnMut(&Transaction)) -> std::io::Result<()> {
+        self.transactions.iter().for_each(&mut f);
+        match &self.spilled {
+            Some(s) => s.scan(|_, t| f(&t)),
+            None => Ok(()),
+        }
+    }
+
+    /// Accepted transactions.
+    pub fn transaction_count(&self) -> u64 {
+        self.transactions.len() as u64 + self.spilled.as_ref().map_or(0, |s| s.len())
+    }
 }
 
 #[cfg(test)]

@@ -147,8 +147,29 @@ fn bad_record(cells: usize) -> Problem {
 /// (their files in parallel); transaction files are streamed: each is read and its rows
 /// checked (files in parallel), and only the compact accepted candidates outlive the file.
 pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going: bool) -> Result<Ingest> {
+    ingest_spilling(store, landing, run_date, keep_going, None)
+}
+
+/// When a run keeps its accepted transactions in a local file instead of in memory.
+#[derive(Debug, Clone)]
+pub struct SpillPolicy {
+    /// Spill when the transaction files are expected to hold more rows than this.
+    pub above_rows: u64,
+    /// Where the spill files go (unlinked at once; about 160 bytes of disk per row).
+    pub dir: std::path::PathBuf,
+}
+
+/// [`ingest`], with the accepted transactions spilled to a local file (see
+/// [`crate::feeds::spill`]) when `spill` says so.
+pub fn ingest_spilling(
+    store: &Store,
+    landing: &Landing,
+    run_date: NaiveDate,
+    keep_going: bool,
+    spill: Option<&SpillPolicy>,
+) -> Result<Ingest> {
     let ingest = Ingest { ignored: landing.ignored.clone(), ..Ingest::default() };
-    let mut v = Validator { ingest, ctx: Context::default() };
+    let mut v = Validator { ingest, ctx: Context::default(), spill: spill.cloned() };
     for feed in Feed::ALL {
         let selected = landing.select(feed, run_date);
         if feed == Feed::Transactions {
@@ -282,6 +303,51 @@ struct Candidate<'a, T> {
 struct Validator {
     ingest: Ingest,
     ctx: Context,
+    spill: Option<SpillPolicy>,
+}
+
+/// The accepted transactions while they are checked: in memory, or appended to a spill file.
+enum Accepted {
+    Memory(Vec<Transaction>),
+    Spilled(crate::feeds::spill::Spill),
+}
+
+fn spill_error(e: std::io::Error) -> Error {
+    Error::Storage(format!("spilling accepted transactions to local disk: {e}"))
+}
+
+impl Accepted {
+    fn len(&self) -> usize {
+        match self {
+            Accepted::Memory(v) => v.len(),
+            Accepted::Spilled(s) => s.len() as usize,
+        }
+    }
+
+    fn push(&mut self, t: Transaction) -> Result<()> {
+        match self {
+            Accepted::Memory(v) => v.push(t),
+            Accepted::Spilled(s) => {
+                s.push(&t).map_err(spill_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&mut self, i: usize) -> Result<Transaction> {
+        match self {
+            Accepted::Memory(v) => Ok(v[i].clone()),
+            Accepted::Spilled(s) => s.get(i as u64).map_err(spill_error),
+        }
+    }
+
+    fn into_feeds(self, feeds: &mut Feeds) -> Result<()> {
+        match self {
+            Accepted::Memory(v) => feeds.transactions = v,
+            Accepted::Spilled(s) => feeds.spilled = Some(s.seal().map_err(spill_error)?),
+        }
+        Ok(())
+    }
 }
 
 /// The cells as compared for duplicates: identifiers trimmed, everything else as delivered.
@@ -486,18 +552,18 @@ impl Validator {
     /// (files in parallel); then the key checks (sales claim their keys first) and the refund
     /// checks run in the order of feeds.md: delivery date, transaction date, transaction id.
     fn transactions(&mut self, store: &Store, files: &[&DeliveryFile], keep_going: bool) -> Result<()> {
-        let Validator { ingest, ctx } = self;
+        let Validator { ingest, ctx, spill } = self;
         let ctx = &*ctx;
         // Transaction id -> the holder's index in `accepted`, and each accepted row's canonical
         // hash (the keys die with this function; the canonical hashes too).
         let mut held: HashMap<Text, u32> = HashMap::default();
-        let mut accepted: Vec<Transaction> = Vec::new();
+        let mut accepted = Accepted::Memory(Vec::new());
         let mut canon: Vec<u64> = Vec::new();
         // Keeps an accepted row and its canonical hash; its index is what `held` maps its id to.
-        let keep = |accepted: &mut Vec<Transaction>, canon: &mut Vec<u64>, c: TxCandidate| -> Result<u32> {
-            let i = next_index(accepted)?;
+        let keep = |accepted: &mut Accepted, canon: &mut Vec<u64>, c: TxCandidate| -> Result<u32> {
+            let i = next_index(accepted.len())?;
             canon.push(c.canon);
-            accepted.push(c.value);
+            accepted.push(c.value)?;
             Ok(i)
         };
         let mut refunds = Vec::new();
@@ -520,7 +586,17 @@ impl Validator {
         // collections grow as before.
         let expected = expected_rows(files, first, &current);
         let _ = held.try_reserve(expected);
-        let _ = accepted.try_reserve_exact(expected);
+        match spill.as_ref().filter(|s| expected as u64 > s.above_rows) {
+            Some(s) => {
+                accepted = Accepted::Spilled(crate::feeds::spill::Spill::new(&s.dir).map_err(spill_error)?);
+                tracing::info!(expected_rows = expected, dir = %s.dir.display(), "spilling accepted transactions");
+            }
+            None => {
+                if let Accepted::Memory(v) = &mut accepted {
+                    let _ = v.try_reserve_exact(expected);
+                }
+            }
+        }
         let _ = canon.try_reserve_exact(expected);
         loop {
             let upcoming = windows.next();
@@ -579,11 +655,11 @@ impl Validator {
             }
             let r = &c.value;
             let original_id = r.original_transaction_id.expect("refunds have one");
-            let Some(si) = held
+            let sale = held
                 .get(&original_id)
-                .map(|&i| i as usize)
-                .filter(|&i| accepted[i].transaction_type == TransactionType::Sale)
-            else {
+                .map(|&i| accepted.get(i as usize).map(|t| (i as usize, t)))
+                .transpose()?;
+            let Some((si, sale)) = sale.filter(|(_, t)| t.transaction_type == TransactionType::Sale) else {
                 let p = Problem {
                     field: "original_transaction_id".into(),
                     value: original_id.to_string(),
@@ -592,7 +668,6 @@ impl Validator {
                 ingest.reject(c.file, c.row, vec![p]);
                 continue;
             };
-            let sale = &accepted[si];
             let raw = c.raw.as_ref().expect("refunds keep their cells");
             let mut problems = Vec::new();
             let mut mismatch = |col: &str, differs: bool| {
@@ -623,21 +698,20 @@ impl Validator {
                 *refunded.entry(si).or_default() -= i128::from(r.amount);
                 ingest.accept(c.file);
                 // Share the sale's id handle, not a copy: the earnings rule finds the sale by it.
-                c.value.original_transaction_id = Some(accepted[si].transaction_id);
+                c.value.original_transaction_id = Some(sale.transaction_id);
                 let id = c.value.transaction_id;
                 held.insert(id, keep(&mut accepted, &mut canon, c)?);
             } else {
                 ingest.reject(c.file, c.row, problems);
             }
         }
-        ingest.feeds.transactions = accepted;
-        Ok(())
+        accepted.into_feeds(&mut ingest.feeds)
     }
 }
 
 /// The index the next accepted transaction gets (ids map to `u32` indices).
-fn next_index(accepted: &[Transaction]) -> Result<u32> {
-    u32::try_from(accepted.len())
+fn next_index(accepted: usize) -> Result<u32> {
+    u32::try_from(accepted)
         .map_err(|_| Error::Data(format!("more than {} accepted transactions in one run", u32::MAX)))
 }
 
@@ -995,7 +1069,7 @@ mod tests {
                          ["2026-01-01", "2026-02-01"][s], ["", "2026-12-31"][e]]
                 })
                 .collect();
-            let mut v = Validator { ingest: Ingest::default(), ctx: Context::default() };
+            let mut v = Validator { ingest: Ingest::default(), ctx: Context::default(), spill: None };
             v.ingest.files.push(FileCount {
                 feed,
                 path: "competencies/2026-09-01.csv".into(),

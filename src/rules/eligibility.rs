@@ -57,7 +57,7 @@ impl<'a> References<'a> {
         feeds: &'a Feeds,
         partners: &[&'a Partner],
         position_of: &impl Fn(Option<Text>) -> Option<usize>,
-    ) -> References<'a> {
+    ) -> std::io::Result<References<'a>> {
         let mut agreements: HashMap<(&str, AgreementType), Vec<_>> = HashMap::default();
         for a in &feeds.agreements {
             agreements.entry((&a.partner_id, a.agreement_type)).or_default().push((a.start_date, a.end_date));
@@ -76,25 +76,27 @@ impl<'a> References<'a> {
                     *s = Some(s.map_or(d, |s| keep(s, d)));
                 }
             };
-        for t in feeds.transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
-            let d = t.transaction_date;
-            note(Some(t.reseller_id), 0, d, NaiveDate::min);
-            note(Some(t.reseller_id), 1, d, NaiveDate::max);
-            note(t.provider_id, 2, d, NaiveDate::max);
-        }
+        feeds.for_each_transaction(|t| {
+            if t.transaction_type == TransactionType::Sale {
+                let d = t.transaction_date;
+                note(Some(t.reseller_id), 0, d, NaiveDate::min);
+                note(Some(t.reseller_id), 1, d, NaiveDate::max);
+                note(t.provider_id, 2, d, NaiveDate::max);
+            }
+        })?;
         let by_partner = |slot: usize| -> HashMap<&'a str, NaiveDate> {
             partners.iter().zip(&sales).filter_map(|(p, s)| Some((p.partner_id.as_str(), s[slot]?))).collect()
         };
         let (first_sale_as_reseller, latest_sale_as_reseller, latest_sale_as_provider) =
             (by_partner(0), by_partner(1), by_partner(2));
-        References {
+        Ok(References {
             partners: feeds.partners.iter().map(|p| (p.partner_id.as_str(), p)).collect(),
             agreements: agreements.into_iter().map(|(k, v)| (k, DaySet::union_of(v))).collect(),
             competencies: competencies.into_iter().map(|(k, v)| (k, DaySet::union_of(v))).collect(),
             first_sale_as_reseller,
             latest_sale_as_reseller,
             latest_sale_as_provider,
-        }
+        })
     }
 
     fn agreement(&self, partner: &str, t: AgreementType) -> DaySet {

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use crate::config::Program;
 use crate::error::Result;
 use crate::feeds::Feeds;
+use crate::feeds::spill::Partitions;
 use crate::feeds::tables::{Partner, PartnerType, PaymentProfile, Transaction};
 use crate::text::Text;
 use earnings::{Line, Rates, Unearned};
@@ -68,14 +69,20 @@ pub struct Plan<'a> {
     refs: References<'a>,
     rates: Rates<'a>,
     profiles: HashMap<&'a str, &'a PaymentProfile>,
-    transactions: &'a [Transaction],
     /// Every accepted partner, sorted by id.
     partners: Vec<&'a Partner>,
     /// Ranges of `partners`.
     ranges: Vec<std::ops::Range<usize>>,
-    /// Transactions by their reseller, and by their provider.
-    by_reseller: Bucketed,
-    by_provider: Bucketed,
+    /// Where each range's transactions are, by reseller and by provider.
+    rows: Rows<'a>,
+}
+
+/// The transactions of each range, by their reseller and by their provider.
+enum Rows<'a> {
+    /// In memory: indices into the accepted rows.
+    Memory { transactions: &'a [Transaction], by_reseller: Bucketed, by_provider: Bucketed },
+    /// Spilled (see [`crate::feeds::spill`]): one partition per range, in a local file each.
+    Spilled { by_reseller: Partitions, by_provider: Partitions },
 }
 
 /// Positions of partners in the sorted list, found by a transaction's id handle.
@@ -170,31 +177,85 @@ impl<'a> Plan<'a> {
         run_date: NaiveDate,
         range_lines: usize,
     ) -> Result<Self> {
-        if feeds.transactions.len() > u32::MAX as usize {
+        if feeds.transaction_count() > u64::from(u32::MAX) {
             return Err(crate::error::Error::Data(format!(
                 "{} accepted transactions: one run handles at most {}",
-                feeds.transactions.len(),
+                feeds.transaction_count(),
                 u32::MAX
             )));
         }
+        let spill_error = |e: std::io::Error| {
+            crate::error::Error::Storage(format!("reading spilled transactions back: {e}"))
+        };
         let mut partners: Vec<&Partner> = feeds.partners.iter().collect();
         partners.sort_unstable_by(|a, b| a.partner_id.cmp(&b.partner_id));
         let positions = Positions::new(&partners);
         let partner_of = |id: Option<Text>| id.and_then(|id| positions.of(id));
-        let refs = References::new(feeds, &partners, &partner_of);
-        let (by_reseller, by_provider) = rayon::join(
-            || Bucketed::new(partners.len(), |t| partner_of(Some(t.reseller_id)), &feeds.transactions),
-            || Bucketed::new(partners.len(), |t| partner_of(t.provider_id), &feeds.transactions),
-        );
+        let refs = References::new(feeds, &partners, &partner_of).map_err(spill_error)?;
+        // Transactions per partner, as reseller and as provider.
+        let mut counts = vec![(0usize, 0usize); partners.len()];
+        let memory = match &feeds.spilled {
+            None => {
+                let (by_reseller, by_provider) = rayon::join(
+                    || {
+                        Bucketed::new(
+                            partners.len(),
+                            |t| partner_of(Some(t.reseller_id)),
+                            &feeds.transactions,
+                        )
+                    },
+                    || Bucketed::new(partners.len(), |t| partner_of(t.provider_id), &feeds.transactions),
+                );
+                for (i, c) in counts.iter_mut().enumerate() {
+                    *c = (by_reseller.count(i), by_provider.count(i));
+                }
+                Some((by_reseller, by_provider))
+            }
+            Some(spilled) => {
+                spilled
+                    .scan(|_, t| {
+                        if let Some(i) = partner_of(Some(t.reseller_id)) {
+                            counts[i].0 += 1;
+                        }
+                        if let Some(i) = partner_of(t.provider_id) {
+                            counts[i].1 += 1;
+                        }
+                    })
+                    .map_err(spill_error)?;
+                None
+            }
+        };
         let mut ranges = Vec::new();
         let (mut start, mut lines) = (0, 0);
-        for i in 0..partners.len() {
-            lines += by_reseller.count(i) + by_provider.count(i);
+        for (i, (as_reseller, as_provider)) in counts.iter().enumerate() {
+            lines += as_reseller + as_provider;
             if lines >= range_lines.max(1) || i + 1 == partners.len() {
                 ranges.push(start..i + 1);
                 (start, lines) = (i + 1, 0);
             }
         }
+        let rows = match (memory, &feeds.spilled) {
+            (Some((by_reseller, by_provider)), _) => {
+                Rows::Memory { transactions: &feeds.transactions, by_reseller, by_provider }
+            }
+            (None, Some(spilled)) => {
+                let mut range_of = vec![0usize; partners.len()];
+                for (k, r) in ranges.iter().enumerate() {
+                    range_of[r.clone()].iter_mut().for_each(|x| *x = k);
+                }
+                let dir = std::env::temp_dir();
+                let by = |id: Option<Text>| partner_of(id).map(|i| range_of[i]);
+                let (by_reseller, by_provider) = rayon::join(
+                    || spilled.partition(&dir, ranges.len(), |t| by(Some(t.reseller_id))),
+                    || spilled.partition(&dir, ranges.len(), |t| by(t.provider_id)),
+                );
+                Rows::Spilled {
+                    by_reseller: by_reseller.map_err(spill_error)?,
+                    by_provider: by_provider.map_err(spill_error)?,
+                }
+            }
+            (None, None) => unreachable!("counted from memory or from the spill"),
+        };
         let mut ordered: Vec<&Program> = programs.iter().collect();
         ordered.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(Plan {
@@ -203,11 +264,9 @@ impl<'a> Plan<'a> {
             refs,
             rates: Rates::new(&feeds.fx_rates),
             profiles: feeds.payment_profiles.iter().map(|p| (p.partner_id.as_str(), p)).collect(),
-            transactions: &feeds.transactions,
             partners,
             ranges,
-            by_reseller,
-            by_provider,
+            rows,
         })
     }
 
@@ -235,25 +294,58 @@ impl<'a> Plan<'a> {
         (0..self.programs.len()).flat_map(|p| (0..self.ranges.len()).map(move |r| (p, r))).collect()
     }
 
-    /// The result of program `p` (index in [`Plan::programs`]) for the partners of range `r`.
-    pub fn piece(&self, p: usize, r: usize) -> Result<ProgramResult<'a>> {
+    /// Whether program `p` finds its earners by provider (else by reseller).
+    fn by_provider(&self, p: usize) -> bool {
+        match self.programs[p].partner_type {
+            PartnerType::IndirectProvider => true,
+            PartnerType::DirectReseller | PartnerType::IndirectReseller => false,
+        }
+    }
+
+    /// The transactions of piece (`p`, `r`) read back from the spill, for [`Plan::rows`]
+    /// (none when the rows are in memory).
+    pub fn load(&self, p: usize, r: usize) -> Result<Vec<Transaction>> {
+        match &self.rows {
+            Rows::Memory { .. } => Ok(Vec::new()),
+            Rows::Spilled { by_reseller, by_provider } => {
+                let parts = if self.by_provider(p) { by_provider } else { by_reseller };
+                parts.read(r..r + 1).map_err(|e| {
+                    crate::error::Error::Storage(format!("reading spilled transactions back: {e}"))
+                })
+            }
+        }
+    }
+
+    /// The transactions of piece (`p`, `r`): in memory, or `loaded` ([`Plan::load`]).
+    pub fn rows<'t>(&self, p: usize, r: usize, loaded: &'t [Transaction]) -> Vec<&'t Transaction>
+    where
+        'a: 't,
+    {
+        match &self.rows {
+            Rows::Memory { transactions, by_reseller, by_provider } => {
+                let transactions: &'a [Transaction] = transactions;
+                let bucket = if self.by_provider(p) { by_provider } else { by_reseller };
+                bucket.of(&self.ranges[r]).iter().map(|&i| &transactions[i as usize]).collect()
+            }
+            Rows::Spilled { .. } => loaded.iter().collect(),
+        }
+    }
+
+    /// The result of program `p` (index in [`Plan::programs`]) for the partners of range `r`,
+    /// from its `transactions` ([`Plan::rows`]).
+    pub fn piece<'t>(&self, p: usize, r: usize, transactions: &[&'t Transaction]) -> Result<ProgramResult<'t>>
+    where
+        'a: 't,
+    {
         let program = self.programs[p];
         let partners = self.partners[self.ranges[r].clone()].iter().copied();
         let eligibility = eligibility::eligibility(program, &self.refs, self.run_date, partners);
-        let bucket = match program.partner_type {
-            PartnerType::IndirectProvider => self.by_provider.of(&self.ranges[r]),
-            PartnerType::DirectReseller | PartnerType::IndirectReseller => {
-                self.by_reseller.of(&self.ranges[r])
-            }
-        };
-        let transactions: Vec<&'a Transaction> =
-            bucket.iter().map(|&i| &self.transactions[i as usize]).collect();
-        let mut e = earnings::earnings(program, &transactions, &self.refs, &self.rates)?;
+        let mut e = earnings::earnings(program, transactions, &self.refs, &self.rates)?;
         // (partner, date, id) is unique within a program, so the order is deterministic. The
         // id's string is read once per line for the sort key, not at every comparison (each
         // read is a lookup in the handle table, usually a cache miss).
         let key =
-            |partner: &'a str, t: &'a Transaction| (partner, t.transaction_date, t.transaction_id.as_str());
+            |partner: &'t str, t: &'t Transaction| (partner, t.transaction_date, t.transaction_id.as_str());
         e.lines.sort_by_cached_key(|l| key(l.partner_id, l.tx));
         e.unearned.sort_by_cached_key(|u| key(u.partner_id, u.tx));
         let groups = payouts::payouts(program, &e.lines, &self.profiles, self.run_date);
@@ -285,8 +377,11 @@ pub fn evaluate<'a>(
     programs: &'a [Program],
     run_date: NaiveDate,
 ) -> Result<Vec<ProgramResult<'a>>> {
+    if feeds.spilled.is_some() {
+        return Err(crate::error::Error::Internal("evaluate works on transactions in memory".into()));
+    }
     let plan = Plan::new(feeds, programs, run_date, usize::MAX)?;
-    plan.pieces().into_par_iter().map(|(p, r)| plan.piece(p, r)).collect()
+    plan.pieces().into_par_iter().map(|(p, r)| plan.piece(p, r, &plan.rows(p, r, &[]))).collect()
 }
 #[cfg(test)]
 mod tests;

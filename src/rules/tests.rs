@@ -1159,7 +1159,7 @@ fn pieces_of_one_partner_each_add_up_to_the_whole_program() {
     let plan = super::Plan::new(&f, &programs, run, 1).unwrap();
     assert_eq!(plan.partner_ids(), ["D1", "D5", "D9", "I1"]);
     let pieces: Vec<ProgramResult> =
-        plan.pieces().into_iter().map(|(p, r)| plan.piece(p, r).unwrap()).collect();
+        plan.pieces().into_iter().map(|(p, r)| plan.piece(p, r, &plan.rows(p, r, &[])).unwrap()).collect();
     assert!(pieces.len() >= 2 * 3, "one range per partner with rows: {}", pieces.len());
     for (p, r) in whole.iter().enumerate() {
         let mine: Vec<&ProgramResult> = pieces.iter().filter(|x| x.index == p as u32).collect();

@@ -33,9 +33,9 @@ fn rows_by_partner(csv: &[u8]) -> (Vec<u8>, BTreeMap<String, Vec<u8>>) {
 }
 
 /// Runs the sample data with `programs` and checks every export folder against the reports.
-fn check_exports(programs: &Path, run_date: &str, range_lines: &str) {
+fn check_exports(programs: &Path, run_date: &str, range_lines: &str, extra: &[&str]) {
     let out = tempfile::tempdir().unwrap();
-    let o = incentives(&[
+    let mut args = vec![
         "run",
         "--date",
         run_date,
@@ -46,7 +46,9 @@ fn check_exports(programs: &Path, run_date: &str, range_lines: &str) {
         "--range-lines",
         range_lines,
         "-q",
-    ]);
+    ];
+    args.extend(extra);
+    let o = incentives(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let eligibility =
         std::fs::read(out.path().join(format!("eligibility/run_date={run_date}/eligibility.csv"))).unwrap();
@@ -108,8 +110,9 @@ fn exports_are_the_partners_rows_when_each_type_has_one_program() {
         ("indirect-provider-fy27.toml", shipped("indirect-provider-fy27.toml")),
         ("indirect-reseller-fy27.toml", shipped("indirect-reseller-fy27.toml")),
     ]);
-    check_exports(dir.path(), "2026-11-01", "65536");
-    check_exports(dir.path(), "2026-10-03", "3");
+    check_exports(dir.path(), "2026-11-01", "65536", &[]);
+    check_exports(dir.path(), "2026-10-03", "3", &[]);
+    check_exports(dir.path(), "2026-10-03", "3", &["--spill-above", "0"]);
 }
 
 #[test]
@@ -125,6 +128,7 @@ fn exports_are_the_partners_rows_when_a_type_has_two_programs_or_none() {
         ("direct-reseller-bonus-fy27.toml", second),
         ("indirect-provider-fy27.toml", shipped("indirect-provider-fy27.toml")),
     ]);
-    check_exports(dir.path(), "2026-11-01", "65536");
-    check_exports(dir.path(), "2026-10-03", "2");
+    check_exports(dir.path(), "2026-11-01", "65536", &[]);
+    check_exports(dir.path(), "2026-10-03", "2", &[]);
+    check_exports(dir.path(), "2026-11-01", "2", &["--spill-above", "0"]);
 }

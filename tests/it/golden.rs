@@ -70,3 +70,11 @@ fn sample_reports_are_the_same_when_computed_one_partner_at_a_time() {
     check_date_with("2026-10-03", &["--range-lines", "1"]);
     check_date_with("2026-11-01", &["--range-lines", "1"]);
 }
+
+/// Above `--spill-above` rows the accepted transactions go to a local file and are read back
+/// range by range: the reports must be the same bytes as from memory.
+#[test]
+fn sample_reports_are_the_same_when_the_transactions_are_spilled() {
+    check_date_with("2026-10-03", &["--spill-above", "0"]);
+    check_date_with("2026-11-01", &["--spill-above", "0", "--range-lines", "3"]);
+}
