@@ -2,14 +2,14 @@
 //!
 //! Issue 6 asks for 100 M transaction lines in under 8 GiB. At that size the accepted rows
 //! alone are 5.75 GB and, with their ids, most of what a run holds (BENCHMARKS.md, "100 M
-//! lines"). This module is the storage half of the plan there: rows are appended to an
-//! unlinked file as they are accepted (a refund's sale is read back by its row number), then
-//! copied once into partitions (one per partner range of the rules), so that the rules read
-//! one range's rows at a time, sequentially, and the year never sits in memory.
+//! lines"). Above `--spill-above` rows, validation appends each accepted row to an unlinked
+//! file ([`Spill`]; a refund's sale is read back by its row number), and `rules::Plan` copies
+//! the sealed file once into partitions, one per partner range ([`Sealed::partition`]), so
+//! that the rules read one range's rows at a time, sequentially, and the year never sits in
+//! memory.
 //!
-//! Not yet on the run's path: validation still collects a `Vec<Transaction>`. A row is
-//! [`ROW_BYTES`] bytes, its ids stored as their [`Text`] handle numbers, which are this
-//! process's own: a spill file is never read by another process, and dies with this one.
+//! A row is [`ROW_BYTES`] bytes, its ids stored as their [`Text`] handle numbers, which are
+//! this process's own: a spill file is never read by another process, and dies with this one.
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -124,6 +124,8 @@ fn unlinked_file(dir: &std::path::Path) -> io::Result<std::fs::File> {
 /// Rows appended in order, read back by number or all in order.
 pub struct Spill {
     file: std::fs::File,
+    /// The folder of the file, where its partitions go too.
+    dir: std::path::PathBuf,
     /// Rows not yet written.
     buffer: Vec<u8>,
     /// Rows in the file.
@@ -134,7 +136,7 @@ impl Spill {
     /// An empty spill in a new unlinked file in `dir` (the system's temporary folder, or a
     /// folder with room: 5.4 GB per 100 M rows).
     pub fn new(dir: &std::path::Path) -> io::Result<Spill> {
-        Ok(Spill { file: unlinked_file(dir)?, buffer: Vec::new(), written: 0 })
+        Ok(Spill { file: unlinked_file(dir)?, dir: dir.to_path_buf(), buffer: Vec::new(), written: 0 })
     }
 
     /// Rows pushed so far.
@@ -181,7 +183,7 @@ impl Spill {
     /// The rows, written out and read-only from now on.
     pub fn seal(mut self) -> io::Result<Sealed> {
         self.flush()?;
-        Ok(Sealed { file: std::sync::Arc::new(self.file), rows: self.written })
+        Ok(Sealed { file: std::sync::Arc::new(self.file), dir: self.dir, rows: self.written })
     }
 }
 
@@ -189,6 +191,7 @@ impl Spill {
 #[derive(Debug, Clone)]
 pub struct Sealed {
     file: std::sync::Arc<std::fs::File>,
+    dir: std::path::PathBuf,
     rows: u64,
 }
 
@@ -219,11 +222,10 @@ impl Sealed {
     }
 
     /// The rows copied into `parts` partitions (`part_of` a row's, or none: left out), each
-    /// keeping the rows' order, in a new unlinked file in `dir`: two sequential passes (count,
-    /// then copy through a buffer per partition).
+    /// keeping the rows' order, in a new unlinked file: two sequential passes (count,
+    /// then copy through a buffer per partition). The new file is in the spill's folder.
     pub fn partition(
         &self,
-        dir: &std::path::Path,
         parts: usize,
         part_of: impl Fn(&Transaction) -> Option<usize>,
     ) -> io::Result<Partitions> {
@@ -238,7 +240,7 @@ impl Sealed {
         for c in &counts {
             starts.push(starts.last().expect("one at least") + c);
         }
-        let file = unlinked_file(dir)?;
+        let file = unlinked_file(&self.dir)?;
         // Per partition: rows written and the buffer of rows not yet written.
         const PART_BUFFER: usize = 1 << 10;
         let mut done: Vec<u64> = starts[..parts].to_vec();
@@ -357,7 +359,7 @@ mod tests {
             }
             // Partition by quantity; negative quantities are left out.
             let part_of = |t: &Transaction| (t.quantity >= 0).then(|| t.quantity as usize % parts);
-            let p = spill.partition(&dir, parts, part_of).unwrap();
+            let p = spill.partition(parts, part_of).unwrap();
             for k in 0..parts {
                 let expected: Vec<&Transaction> = rows.iter().filter(|t| part_of(t) == Some(k)).collect();
                 let got = p.read(k..k + 1).unwrap();

@@ -588,7 +588,10 @@ impl Validator {
         let _ = held.try_reserve(expected);
         match spill.as_ref().filter(|s| expected as u64 > s.above_rows) {
             Some(s) => {
-                accepted = Accepted::Spilled(crate::feeds::spill::Spill::new(&s.dir).map_err(spill_error)?);
+                let spill = crate::feeds::spill::Spill::new(&s.dir).map_err(|e| {
+                    Error::Storage(format!("cannot make a spill file in {}: {e}", s.dir.display()))
+                })?;
+                accepted = Accepted::Spilled(spill);
                 tracing::info!(expected_rows = expected, dir = %s.dir.display(), "spilling accepted transactions");
             }
             None => {

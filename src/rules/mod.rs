@@ -194,7 +194,12 @@ impl<'a> Plan<'a> {
         let refs = References::new(feeds, &partners, &partner_of).map_err(spill_error)?;
         // Transactions per partner, as reseller and as provider.
         let mut counts = vec![(0usize, 0usize); partners.len()];
-        let memory = match &feeds.spilled {
+        // Where the rows are, once counted: bucketed in memory, or still in the spill file.
+        enum Counted<'s> {
+            Memory(Bucketed, Bucketed),
+            Spilled(&'s crate::feeds::spill::Sealed),
+        }
+        let counted = match &feeds.spilled {
             None => {
                 let (by_reseller, by_provider) = rayon::join(
                     || {
@@ -209,7 +214,7 @@ impl<'a> Plan<'a> {
                 for (i, c) in counts.iter_mut().enumerate() {
                     *c = (by_reseller.count(i), by_provider.count(i));
                 }
-                Some((by_reseller, by_provider))
+                Counted::Memory(by_reseller, by_provider)
             }
             Some(spilled) => {
                 spilled
@@ -222,7 +227,7 @@ impl<'a> Plan<'a> {
                         }
                     })
                     .map_err(spill_error)?;
-                None
+                Counted::Spilled(spilled)
             }
         };
         let mut ranges = Vec::new();
@@ -234,27 +239,25 @@ impl<'a> Plan<'a> {
                 (start, lines) = (i + 1, 0);
             }
         }
-        let rows = match (memory, &feeds.spilled) {
-            (Some((by_reseller, by_provider)), _) => {
+        let rows = match counted {
+            Counted::Memory(by_reseller, by_provider) => {
                 Rows::Memory { transactions: &feeds.transactions, by_reseller, by_provider }
             }
-            (None, Some(spilled)) => {
+            Counted::Spilled(spilled) => {
                 let mut range_of = vec![0usize; partners.len()];
                 for (k, r) in ranges.iter().enumerate() {
                     range_of[r.clone()].iter_mut().for_each(|x| *x = k);
                 }
-                let dir = std::env::temp_dir();
                 let by = |id: Option<Text>| partner_of(id).map(|i| range_of[i]);
                 let (by_reseller, by_provider) = rayon::join(
-                    || spilled.partition(&dir, ranges.len(), |t| by(Some(t.reseller_id))),
-                    || spilled.partition(&dir, ranges.len(), |t| by(t.provider_id)),
+                    || spilled.partition(ranges.len(), |t| by(Some(t.reseller_id))),
+                    || spilled.partition(ranges.len(), |t| by(t.provider_id)),
                 );
                 Rows::Spilled {
                     by_reseller: by_reseller.map_err(spill_error)?,
                     by_provider: by_provider.map_err(spill_error)?,
                 }
             }
-            (None, None) => unreachable!("counted from memory or from the spill"),
         };
         let mut ordered: Vec<&Program> = programs.iter().collect();
         ordered.sort_by(|a, b| a.id.cmp(&b.id));

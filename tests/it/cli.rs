@@ -154,3 +154,20 @@ fn run_writes_rejects_and_a_manifest_that_reconciles_and_repeats_byte_for_byte()
         "byte-identical"
     );
 }
+
+#[test]
+fn a_spill_folder_that_cannot_be_used_exits_2_naming_it() {
+    let out = tempfile::tempdir().unwrap();
+    let missing = out.path().join("no/such/folder");
+    let o = incentives(&[
+        "run",
+        "--output",
+        out.path().to_str().unwrap(),
+        "--spill-above",
+        "0",
+        "--spill-dir",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains(missing.to_str().unwrap()), "{}", stderr(&o));
+}
