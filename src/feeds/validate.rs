@@ -557,7 +557,6 @@ impl Validator {
         // Transaction id -> the holder's index in `accepted`, and each accepted row's canonical
         // hash (the keys die with this function; the canonical hashes too).
         let mut held: HashMap<Text, u32> = HashMap::default();
-        let mut accepted = Accepted::Memory(Vec::new());
         let mut canon: Vec<u64> = Vec::new();
         // Keeps an accepted row and its canonical hash; its index is what `held` maps its id to.
         let keep = |accepted: &mut Accepted, canon: &mut Vec<u64>, c: TxCandidate| -> Result<u32> {
@@ -586,20 +585,20 @@ impl Validator {
         // collections grow as before.
         let expected = expected_rows(files, first, &current);
         let _ = held.try_reserve(expected);
-        match spill.as_ref().filter(|s| expected as u64 > s.above_rows) {
+        let mut accepted = match spill.as_ref().filter(|s| expected as u64 > s.above_rows) {
             Some(s) => {
                 let spill = crate::feeds::spill::Spill::new(&s.dir).map_err(|e| {
                     Error::Storage(format!("cannot make a spill file in {}: {e}", s.dir.display()))
                 })?;
-                accepted = Accepted::Spilled(spill);
                 tracing::info!(expected_rows = expected, dir = %s.dir.display(), "spilling accepted transactions");
+                Accepted::Spilled(spill)
             }
             None => {
-                if let Accepted::Memory(v) = &mut accepted {
-                    let _ = v.try_reserve_exact(expected);
-                }
+                let mut v = Vec::new();
+                let _ = v.try_reserve_exact(expected);
+                Accepted::Memory(v)
             }
-        }
+        };
         let _ = canon.try_reserve_exact(expected);
         loop {
             let upcoming = windows.next();
