@@ -235,9 +235,20 @@ impl Sealed {
                 counts[k] += 1;
             }
         })?;
+        self.partition_counted(&counts, part_of)
+    }
+
+    /// [`Sealed::partition`] when the rows of each partition are known (`counts`), in one
+    /// pass; an error if the rows disagree with the counts.
+    pub fn partition_counted(
+        &self,
+        counts: &[u64],
+        part_of: impl Fn(&Transaction) -> Option<usize>,
+    ) -> io::Result<Partitions> {
+        let parts = counts.len();
         let mut starts = Vec::with_capacity(parts + 1);
         starts.push(0u64);
-        for c in &counts {
+        for c in counts {
             starts.push(starts.last().expect("one at least") + c);
         }
         let file = unlinked_file(&self.dir)?;
@@ -260,6 +271,12 @@ impl Sealed {
         }
         for (k, b) in buffers.iter().enumerate() {
             file.write_all_at(b, done[k] * ROW_BYTES as u64)?;
+            if done[k] + (b.len() / ROW_BYTES) as u64 != starts[k + 1] {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("partition {k}: its rows disagree with the count of {}", counts[k]),
+                ));
+            }
         }
         Ok(Partitions { file, starts })
     }
@@ -366,6 +383,12 @@ mod tests {
                 prop_assert_eq!(p.len_of(k), expected.len() as u64);
                 prop_assert_eq!(got.iter().collect::<Vec<_>>(), expected);
             }
+            let counts: Vec<u64> = (0..parts).map(|k| p.len_of(k)).collect();
+            let again = spill.partition_counted(&counts, part_of).unwrap();
+            prop_assert_eq!(again.read(0..parts).unwrap(), p.read(0..parts).unwrap());
+            let mut wrong = counts.clone();
+            wrong[0] += 1;
+            prop_assert!(spill.partition_counted(&wrong, part_of).is_err());
             let all = p.read(0..parts).unwrap();
             prop_assert_eq!(all.len(), rows.iter().filter(|t| part_of(t).is_some()).count());
         }

@@ -9,7 +9,7 @@ use chrono::{Days, NaiveDate};
 use super::intervals::DaySet;
 use crate::config::Program;
 use crate::feeds::Feeds;
-use crate::feeds::tables::{AgreementType, Partner, PartnerType, TransactionType};
+use crate::feeds::tables::{AgreementType, Partner, PartnerType, Transaction, TransactionType};
 use crate::text::Text;
 
 /// Why a partner is not eligible on a day, in the order of the rules table.
@@ -53,10 +53,12 @@ pub struct References<'a> {
 impl<'a> References<'a> {
     /// `partners` are the accepted partners in some order, and `position_of` finds an id's
     /// position in it (by handle: the sales are gathered per partner with no string hashing).
+    /// `also` sees every transaction too, in the same pass (one read of spilled rows).
     pub fn new(
         feeds: &'a Feeds,
         partners: &[&'a Partner],
         position_of: &impl Fn(Option<Text>) -> Option<usize>,
+        mut also: impl FnMut(&Transaction),
     ) -> std::io::Result<References<'a>> {
         let mut agreements: HashMap<(&str, AgreementType), Vec<_>> = HashMap::default();
         for a in &feeds.agreements {
@@ -77,6 +79,7 @@ impl<'a> References<'a> {
                 }
             };
         feeds.for_each_transaction(|t| {
+            also(t);
             if t.transaction_type == TransactionType::Sale {
                 let d = t.transaction_date;
                 note(Some(t.reseller_id), 0, d, NaiveDate::min);

@@ -191,9 +191,20 @@ impl<'a> Plan<'a> {
         partners.sort_unstable_by(|a, b| a.partner_id.cmp(&b.partner_id));
         let positions = Positions::new(&partners);
         let partner_of = |id: Option<Text>| id.and_then(|id| positions.of(id));
-        let refs = References::new(feeds, &partners, &partner_of).map_err(spill_error)?;
-        // Transactions per partner, as reseller and as provider.
+        // Transactions per partner, as reseller and as provider: counted here from spilled
+        // rows, in the references' pass over them; from the buckets below otherwise.
         let mut counts = vec![(0usize, 0usize); partners.len()];
+        let refs = References::new(feeds, &partners, &partner_of, |t| {
+            if feeds.spilled.is_some() {
+                if let Some(i) = partner_of(Some(t.reseller_id)) {
+                    counts[i].0 += 1;
+                }
+                if let Some(i) = partner_of(t.provider_id) {
+                    counts[i].1 += 1;
+                }
+            }
+        })
+        .map_err(spill_error)?;
         // Where the rows are, once counted: bucketed in memory, or still in the spill file.
         enum Counted<'s> {
             Memory(Bucketed, Bucketed),
@@ -216,19 +227,7 @@ impl<'a> Plan<'a> {
                 }
                 Counted::Memory(by_reseller, by_provider)
             }
-            Some(spilled) => {
-                spilled
-                    .scan(|_, t| {
-                        if let Some(i) = partner_of(Some(t.reseller_id)) {
-                            counts[i].0 += 1;
-                        }
-                        if let Some(i) = partner_of(t.provider_id) {
-                            counts[i].1 += 1;
-                        }
-                    })
-                    .map_err(spill_error)?;
-                Counted::Spilled(spilled)
-            }
+            Some(spilled) => Counted::Spilled(spilled),
         };
         let mut ranges = Vec::new();
         let (mut start, mut lines) = (0, 0);
@@ -249,9 +248,14 @@ impl<'a> Plan<'a> {
                     range_of[r.clone()].iter_mut().for_each(|x| *x = k);
                 }
                 let by = |id: Option<Text>| partner_of(id).map(|i| range_of[i]);
+                // Rows per range, as counted above, so that each copy is one pass.
+                let per_range = |side: fn(&(usize, usize)) -> usize| -> Vec<u64> {
+                    ranges.iter().map(|r| counts[r.clone()].iter().map(|c| side(c) as u64).sum()).collect()
+                };
+                let (resellers, providers) = (per_range(|c| c.0), per_range(|c| c.1));
                 let (by_reseller, by_provider) = rayon::join(
-                    || spilled.partition(ranges.len(), |t| by(Some(t.reseller_id))),
-                    || spilled.partition(ranges.len(), |t| by(t.provider_id)),
+                    || spilled.partition_counted(&resellers, |t| by(Some(t.reseller_id))),
+                    || spilled.partition_counted(&providers, |t| by(t.provider_id)),
                 );
                 Rows::Spilled {
                     by_reseller: by_reseller.map_err(spill_error)?,
