@@ -258,9 +258,10 @@ impl Sealed {
         let mut buffers: Vec<Vec<u8>> = vec![Vec::new(); parts];
         let mut failed = None;
         self.scan(|_, t| {
-            let Some(k) = part_of(&t) else { return };
+            // After a failed write (a full disk, say) the rest is only read, not buffered.
+            let Some(k) = part_of(&t).filter(|_| failed.is_none()) else { return };
             buffers[k].extend_from_slice(&encode(&t));
-            if buffers[k].len() >= PART_BUFFER * ROW_BYTES && failed.is_none() {
+            if buffers[k].len() >= PART_BUFFER * ROW_BYTES {
                 failed = file.write_all_at(&buffers[k], done[k] * ROW_BYTES as u64).err();
                 done[k] += (buffers[k].len() / ROW_BYTES) as u64;
                 buffers[k].clear();
