@@ -221,26 +221,11 @@ impl Sealed {
         Ok(())
     }
 
-    /// The rows copied into `parts` partitions (`part_of` a row's, or none: left out), each
-    /// keeping the rows' order, in a new unlinked file: two sequential passes (count,
-    /// then copy through a buffer per partition). The new file is in the spill's folder.
+    /// The rows copied into one partition per entry of `counts` (`part_of` a row's, or none:
+    /// left out; `counts` the rows of each, known from an earlier pass), each keeping the rows'
+    /// order, in a new unlinked file in the spill's folder: one sequential pass, through a
+    /// buffer per partition. An error if the rows disagree with the counts.
     pub fn partition(
-        &self,
-        parts: usize,
-        part_of: impl Fn(&Transaction) -> Option<usize>,
-    ) -> io::Result<Partitions> {
-        let mut counts = vec![0u64; parts];
-        self.scan(|_, t| {
-            if let Some(k) = part_of(&t) {
-                counts[k] += 1;
-            }
-        })?;
-        self.partition_counted(&counts, part_of)
-    }
-
-    /// [`Sealed::partition`] when the rows of each partition are known (`counts`), in one
-    /// pass; an error if the rows disagree with the counts.
-    pub fn partition_counted(
         &self,
         counts: &[u64],
         part_of: impl Fn(&Transaction) -> Option<usize>,
@@ -297,11 +282,6 @@ impl Partitions {
         let mut bytes = vec![0u8; ((end - first) as usize) * ROW_BYTES];
         self.file.read_exact_at(&mut bytes, first * ROW_BYTES as u64)?;
         bytes.chunks_exact(ROW_BYTES).map(|row| decode(row.try_into().expect("a row"))).collect()
-    }
-
-    /// Rows of partition `k`.
-    pub fn len_of(&self, k: usize) -> u64 {
-        self.starts[k + 1] - self.starts[k]
     }
 }
 
@@ -377,19 +357,17 @@ mod tests {
             }
             // Partition by quantity; negative quantities are left out.
             let part_of = |t: &Transaction| (t.quantity >= 0).then(|| t.quantity as usize % parts);
-            let p = spill.partition(parts, part_of).unwrap();
+            let mut counts = vec![0u64; parts];
+            rows.iter().filter_map(part_of).for_each(|k| counts[k] += 1);
+            let p = spill.partition(&counts, part_of).unwrap();
             for k in 0..parts {
                 let expected: Vec<&Transaction> = rows.iter().filter(|t| part_of(t) == Some(k)).collect();
                 let got = p.read(k..k + 1).unwrap();
-                prop_assert_eq!(p.len_of(k), expected.len() as u64);
                 prop_assert_eq!(got.iter().collect::<Vec<_>>(), expected);
             }
-            let counts: Vec<u64> = (0..parts).map(|k| p.len_of(k)).collect();
-            let again = spill.partition_counted(&counts, part_of).unwrap();
-            prop_assert_eq!(again.read(0..parts).unwrap(), p.read(0..parts).unwrap());
             let mut wrong = counts.clone();
             wrong[0] += 1;
-            prop_assert!(spill.partition_counted(&wrong, part_of).is_err());
+            prop_assert!(spill.partition(&wrong, part_of).is_err());
             let all = p.read(0..parts).unwrap();
             prop_assert_eq!(all.len(), rows.iter().filter(|t| part_of(t).is_some()).count());
         }

@@ -83,11 +83,6 @@ impl<'a> Exporter<'a> {
         Exporter { run_date, partner_ids, reports, users_of }
     }
 
-    /// The exported reports, in order.
-    pub fn reports(&self) -> usize {
-        self.reports.len()
-    }
-
     /// Report `k`'s CSV header.
     pub fn header(&self, k: usize) -> &[u8] {
         &self.reports[k].1

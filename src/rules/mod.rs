@@ -254,8 +254,8 @@ impl<'a> Plan<'a> {
                 };
                 let (resellers, providers) = (per_range(|c| c.0), per_range(|c| c.1));
                 let (by_reseller, by_provider) = rayon::join(
-                    || spilled.partition_counted(&resellers, |t| by(Some(t.reseller_id))),
-                    || spilled.partition_counted(&providers, |t| by(t.provider_id)),
+                    || spilled.partition(&resellers, |t| by(Some(t.reseller_id))),
+                    || spilled.partition(&providers, |t| by(t.provider_id)),
                 );
                 Rows::Spilled {
                     by_reseller: by_reseller.map_err(spill_error)?,
