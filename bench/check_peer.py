@@ -13,9 +13,13 @@ Checks (each one counted as passed or failed):
     that differ);
   - payouts, eligibility, unearned, dashboard: every row (by key) has identical values in every
     column except earning_id / payout_id (incentives: <report>.csv, peer: PEER_OUT/<report>.parquet);
-    a row only on one side is a failure.
+    a row only on one side is a failure;
+  - exports (when PEER_OUT/exports exists): the same partner folders, each with the same five
+    files, every file with the same rows in the same order, compared on the key columns both
+    sides write (the peer's earnings have its own columns), and `access.csv` byte-identical.
 LANDING and PIPELINES are accepted for symmetry with duckdb_rules.py and not read.
 """
+import csv
 import os
 import sys
 
@@ -43,6 +47,48 @@ REPORTS = [
                           "on_hold_usd", "carried_forward_usd", "accruing_usd", "coop_available_usd"]],
       ("last_transaction_date", "DATE"), ("data_as_of", "DATE")]),
 ]
+
+# The columns an export row is known by, where its file has them (program, partner, period...).
+KEY_COLUMNS = ["program_id", "partner_id", "transaction_id", "earning_period", "earning_type", "user_id", "file"]
+
+
+def check_exports(inc_root, peer_root, report):
+    """(passed, failed) of the per-partner exports: one check per partner folder."""
+    if not os.path.isdir(peer_root):
+        print("exports: not written by the peer (run without --exports), not checked")
+        return 0, 0
+    inc, peer = set(os.listdir(inc_root)), set(os.listdir(peer_root))
+    bad = [(d, "only in incentives") for d in sorted(inc - peer)]
+    bad += [(d, "only in peer") for d in sorted(peer - inc)]
+
+    def keys(path):
+        """The file's rows as their key columns (those both sides write), in file order."""
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = csv.reader(f)
+            header = next(rows)
+            at = [header.index(c) for c in KEY_COLUMNS if c in header]
+            return [tuple(r[i].removeprefix("'") for i in at) for r in rows]
+
+    for d in sorted(inc & peer):
+        a, b = os.path.join(inc_root, d), os.path.join(peer_root, d)
+        files = sorted(os.listdir(a))
+        if files != sorted(os.listdir(b)):
+            bad.append((d, f"files: incentives {files}, peer {sorted(os.listdir(b))}"))
+            continue
+        why = []
+        for f in files:
+            x, y = keys(os.path.join(a, f)), keys(os.path.join(b, f))
+            if x != y:
+                why.append(f"{f}: incentives {len(x)} rows, peer {len(y)}, "
+                           f"first difference at row {next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), min(len(x), len(y))) + 1}")
+        with open(os.path.join(a, "access.csv"), "rb") as x, open(os.path.join(b, "access.csv"), "rb") as y:
+            if x.read() != y.read():
+                why.append("access.csv differs")
+        if why:
+            bad.append((d, "; ".join(why)))
+    report(bad, "exports")
+    print(f"exports: {len(inc | peer)} partner folders, {len(inc | peer) - len(bad)} alike")
+    return len(inc | peer) - len(bad), len(bad)
 
 
 def main():
@@ -169,6 +215,10 @@ def main():
         print(f"{name}: {len(rows)} rows, {len(rows) - len(bad)} identical")
         passed += len(rows) - len(bad)
         failed += len(bad)
+    p, f = check_exports(os.path.join(inc_out, "exports", f"run_date={run_date}"),
+                         os.path.join(peer_out, "exports"), report)
+    passed += p
+    failed += f
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

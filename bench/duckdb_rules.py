@@ -2,11 +2,14 @@
 """DuckDB SQL peer of the incentives earnings rules (benchmark, issue 6).
 
 usage: duckdb_rules.py LANDING PIPELINES RUN_DATE|latest OUT [--threads N] [--memory-limit 8GB]
+                       [--timings] [--exports]
 
 Computes, with set-based DuckDB SQL only, for every program in PIPELINES: the earnings lines,
 the unearned sales with their reasons, the eligibility report, the payout groups per (program,
 partner, booked period, earning type) with the rebate release walk (status, holds, payment
 date), and the dashboard; writes OUT/{earnings,payouts,eligibility,unearned,dashboard}.{csv,parquet}.
+With --exports it also writes the per-partner export folders under OUT/exports (not timed by
+bench.py: see README.md in this folder).
 
 Assumes validated input (no rejects, keys or duplicates handled); parquet landing files only.
 See README.md in this folder for what is covered and simplified.
@@ -159,6 +162,70 @@ def reasons_sql(keys):
         ) r"""
 
 
+EXPORTED = [
+    ("earnings", "program_id, partner_id, transaction_date, transaction_id"),
+    ("unearned", "program_id, partner_id, transaction_date, transaction_id"),
+    ("payouts", "program_id, partner_id, earning_period, earning_type"),
+    ("dashboard", "program_id, partner_id"),
+]
+ADMIN_FILES = ["access.csv", "dashboard.csv", "earnings.csv", "payouts.csv", "unearned.csv"]
+
+
+def write_exports(con, landing, run_date, root, lists, timings):
+    """The per-partner export folders of reports.md, as a data team would write them with DuckDB.
+
+    One partitioned COPY per report (`PARTITION_BY (partner_id)`, rows in the report's order,
+    so DuckDB writes `partner_id=<id>/<report>0.csv`), then one pass over the accepted partners
+    in Python: each file renamed to its contract name, and a header-only file made for every
+    report without rows for that partner (a partitioned COPY makes no folder for them). Partner
+    ids are not percent-encoded (the generated ids need none)."""
+    files = deliveries(landing, "users", run_date)
+    newest = max((d for d, _ in files), default=None)
+    users = [p for d, p in files if d == newest]
+    if users:
+        con.execute(f"CREATE TABLE users AS SELECT user_id, partner_id, role FROM read_parquet({sql_list(users)})")
+    else:
+        con.execute("CREATE TABLE users (user_id VARCHAR, partner_id VARCHAR, role VARCHAR)")
+    headers = {}
+    for name, order in EXPORTED + [("access", "partner_id, user_id, file")]:
+        if name == "access":
+            files_sql = "(VALUES " + ", ".join(f"({q(f)})" for f in ADMIN_FILES) + ") f(file)"
+            sel = (f"SELECT u.partner_id, u.user_id, u.role, f.file FROM users u "
+                   f"JOIN partners p USING (partner_id) CROSS JOIN {files_sql} "
+                   "WHERE u.role = 'incentive_admin' OR f.file <> 'payouts.csv'")
+        else:
+            rep = ", ".join(f"NULLIF(array_to_string({c}, ';'), '') AS {c}" for c in lists.get(name, []))
+            sel = f"SELECT {'* REPLACE (' + rep + ')' if rep else '*'} FROM {name}"
+        headers[name] = ",".join(d[0] for d in con.execute(f"SELECT * FROM ({sel}) LIMIT 0").description) + "\n"
+        # ORDER_BY sorts each written file (an ORDER BY in the query is not kept by a
+        # partitioned COPY: checked, a partner's rows came out of order).
+        t = time.time()
+        con.execute(f"COPY ({sel}) TO {q(root)} (FORMAT csv, HEADER, "
+                    f"PARTITION_BY (partner_id), ORDER_BY ({order}), WRITE_PARTITION_COLUMNS true, "
+                    f"FILENAME_PATTERN {q(name)}, OVERWRITE_OR_IGNORE)")
+        if timings:
+            print(f"    export {name}: {time.time() - t:.2f}s", file=sys.stderr)
+    for (pid,) in con.execute("SELECT partner_id FROM partners ORDER BY partner_id").fetchall():
+        folder = os.path.join(root, f"partner_id={pid}")
+        os.makedirs(folder, exist_ok=True)
+        have = set(os.listdir(folder))
+        for name, header in headers.items():
+            parts = sorted(f for f in have if f.startswith(name) and f != name + ".csv")
+            target = os.path.join(folder, name + ".csv")
+            if not parts:
+                with open(target, "w") as f:
+                    f.write(header)
+                continue
+            os.rename(os.path.join(folder, parts[0]), target)
+            if len(parts) > 1:  # DuckDB writes a file per thread and partition when it must
+                with open(target, "a") as out:
+                    for extra in parts[1:]:
+                        with open(os.path.join(folder, extra)) as f:
+                            f.readline()
+                            out.write(f.read())
+                        os.remove(os.path.join(folder, extra))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("landing")
@@ -168,6 +235,8 @@ def main():
     ap.add_argument("--threads", type=int)
     ap.add_argument("--memory-limit")
     ap.add_argument("--timings", action="store_true")
+    ap.add_argument("--exports", action="store_true",
+                    help="also write the per-partner export folders (not in the timed bench: see README)")
     a = ap.parse_args()
 
     if a.run_date != "latest":
@@ -512,6 +581,11 @@ def main():
         con.execute(f"COPY (SELECT * FROM {name} ORDER BY {order}) TO {q(os.path.join(a.out, name + '.parquet'))} (FORMAT parquet)")
     if a.timings:
         print(f"  write: {time.time() - t:.2f}s", file=sys.stderr)
+    if a.exports:
+        t = time.time()
+        write_exports(con, a.landing, run_date, os.path.join(a.out, "exports"), lists, a.timings)
+        if a.timings:
+            print(f"  exports: {time.time() - t:.2f}s", file=sys.stderr)
     n_e = con.execute("SELECT count(*), sum(earning_amount_usd) FROM earnings").fetchone()
     n_p = con.execute("SELECT count(*) FROM payouts").fetchone()[0]
     print(f"run_date {run_date}: {n_e[0]} earning lines, {n_p} payout groups, "
