@@ -152,11 +152,34 @@ pub struct Publication {
     _lock: Lock,
 }
 
-/// A folder of small files to stage: `(path, rows, bytes)` of each, paths in the final
+/// A folder of small files to stage: `(path, rows, parts)` of each, paths in the final
 /// layout, all under `path` (a partner's export folder).
 pub struct Folder {
     pub path: String,
-    pub files: Vec<(String, u64, Vec<u8>)>,
+    pub files: Vec<(String, u64, FileParts)>,
+}
+
+/// A small file's bytes as parts written (and hashed) in order: an export's CSV header, then
+/// runs of its rows that are slices of the reports' encoded chunks, shared rather than copied
+/// (at 30 M lines the exports are about 13 GB).
+pub type FileParts = Vec<bytes::Bytes>;
+
+/// Writes all of `parts` to a new file at `path` with as few system calls as it takes.
+fn write_parts(path: &std::path::Path, parts: &[bytes::Bytes]) -> std::io::Result<()> {
+    use std::io::{IoSlice, Write};
+    let mut file = std::fs::File::create(path)?;
+    let mut slices: Vec<IoSlice> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut left = &mut slices[..];
+    IoSlice::advance_slices(&mut left, 0); // drops empty leading parts
+    while !left.is_empty() {
+        match file.write_vectored(left) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut left, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A small file a [`FolderWriter`] staged: its path in the final layout, the rows it was
@@ -245,20 +268,22 @@ fn write_folder(
         };
         made.map_err(|e| Error::Write { path: path.display().to_string(), reason: e.to_string() })?;
     }
-    for (rel, rows, bytes) in &folder.files {
+    for (rel, rows, parts) in &folder.files {
         match root {
             Some(root) => {
                 let path = root.join(rel);
-                std::fs::write(&path, bytes)
+                write_parts(&path, parts)
                     .map_err(|e| Error::Write { path: path.display().to_string(), reason: e.to_string() })?;
             }
-            None => store.put(&format!("{staging}/{rel}"), bytes)?,
+            None => store.put(&format!("{staging}/{rel}"), &parts.concat())?,
         }
         checkpoint(checkpoints);
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        parts.iter().for_each(|p| sha2::Digest::update(&mut hasher, p));
         written.push(Written {
             path: rel.clone(),
             rows: *rows,
-            sha256: crate::feeds::validate::sha256_hex(bytes),
+            sha256: crate::feeds::validate::hex(&sha2::Digest::finalize(hasher)),
         });
     }
     Ok(())
@@ -621,8 +646,13 @@ mod tests {
 
     fn folder(name: &str, files: &[&str]) -> Folder {
         let path = format!("exports/run_date=2026-09-01/{name}");
-        let files =
-            files.iter().map(|f| (format!("{path}/{f}"), 1, format!("{name}/{f}").into_bytes())).collect();
+        // Each file in three parts, one of them empty, as exports come.
+        let parts = |f: &str| {
+            let text = format!("{name}/{f}").into_bytes();
+            let (a, b) = text.split_at(3);
+            vec![bytes::Bytes::copy_from_slice(a), bytes::Bytes::new(), bytes::Bytes::copy_from_slice(b)]
+        };
+        let files = files.iter().map(|f| (format!("{path}/{f}"), 1, parts(f))).collect();
         Folder { path, files }
     }
 
@@ -634,7 +664,7 @@ mod tests {
         let folders: Vec<Folder> =
             (0..300).map(|i| folder(&format!("partner_id=P{i:03}"), &["a.csv", "b.csv"])).collect();
         let expected: Vec<(String, Vec<u8>)> =
-            folders.iter().flat_map(|f| f.files.iter().map(|(p, _, b)| (p.clone(), b.clone()))).collect();
+            folders.iter().flat_map(|f| f.files.iter().map(|(p, _, b)| (p.clone(), b.concat()))).collect();
         for batch in folders.chunks(7) {
             w.send(batch.iter().map(|f| Folder { path: f.path.clone(), files: f.files.clone() }).collect())
                 .unwrap();

@@ -346,7 +346,7 @@ fn exported_reports() -> Vec<usize> {
 type ReportWritten = (Report, writer::Written);
 
 /// Per exported report: (program, partner) -> the bytes of its rows, in order, and their count.
-type Parts<'e> = Vec<crate::hash::HashMap<writer::Key, (Vec<&'e [u8]>, u64)>>;
+type Parts = Vec<crate::hash::HashMap<writer::Key, (Vec<bytes::Bytes>, u64)>>;
 
 /// Applies the rules a group of pieces at a time and writes the five reports side by side:
 /// a group's pieces are computed, then its rows encoded, in parallel, while the group before
@@ -505,7 +505,7 @@ fn early_folders(
     let parts: Parts = exported
         .iter()
         .map(|&k| {
-            let mut parts = crate::hash::HashMap::<writer::Key, (Vec<&[u8]>, u64)>::default();
+            let mut parts = crate::hash::HashMap::<writer::Key, (Vec<bytes::Bytes>, u64)>::default();
             for (key, bytes, rows) in by_report[k].iter().flat_map(writer::Encoded::keyed) {
                 let part = parts.entry(key).or_default();
                 part.0.push(bytes);
@@ -526,13 +526,9 @@ fn early_folders(
         .into_par_iter()
         .map(|(p, i)| {
             exporter.folder(i, |x| {
-                let mut bytes = exporter.header(x).to_vec();
-                let Some((runs, rows)) = parts[x].get(&(p, i as u32)) else { return (0, bytes) };
-                bytes.reserve(runs.iter().map(|r| r.len()).sum());
-                for r in runs {
-                    bytes.extend_from_slice(r);
-                }
-                (*rows, bytes)
+                let header = exporter.header(x).clone();
+                let Some((runs, rows)) = parts[x].get(&(p, i as u32)) else { return (0, vec![header]) };
+                (*rows, std::iter::once(header).chain(runs.iter().cloned()).collect())
             })
         })
         .collect()

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use super::{Table, Values, csv_out};
 use crate::feeds::tables::{Role, User};
-use crate::publish::Folder;
+use crate::publish::{FileParts, Folder};
 
 /// The reports each partner gets, by name, in the folder.
 pub const EXPORTED: [&str; 4] = ["earnings", "unearned", "payouts", "dashboard"];
@@ -65,7 +65,7 @@ pub struct Exporter<'a> {
     run_date: chrono::NaiveDate,
     partner_ids: &'a [&'a str],
     /// The exported reports' names ([`EXPORTED`] order) and CSV headers.
-    reports: Vec<(&'static str, Vec<u8>)>,
+    reports: Vec<(&'static str, bytes::Bytes)>,
     users_of: HashMap<&'a str, Vec<&'a User>>,
 }
 
@@ -80,20 +80,21 @@ impl<'a> Exporter<'a> {
         for u in users {
             users_of.entry(&u.partner_id).or_default().push(u);
         }
+        let reports = reports.into_iter().map(|(name, header)| (name, header.into())).collect();
         Exporter { run_date, partner_ids, reports, users_of }
     }
 
     /// Report `k`'s CSV header.
-    pub fn header(&self, k: usize) -> &[u8] {
+    pub fn header(&self, k: usize) -> &bytes::Bytes {
         &self.reports[k].1
     }
 
     /// The folder of the partner at position `i`, where `file_of(k)` is its file of report `k`
     /// (header included) and that file's row count.
-    pub fn folder(&self, i: usize, file_of: impl Fn(usize) -> (u64, Vec<u8>)) -> Folder {
+    pub fn folder(&self, i: usize, file_of: impl Fn(usize) -> (u64, FileParts)) -> Folder {
         let id = self.partner_ids[i];
         let path = format!("exports/run_date={}/{}", self.run_date, folder_name(id));
-        let mut files: Vec<(String, u64, Vec<u8>)> = self
+        let mut files: Vec<(String, u64, FileParts)> = self
             .reports
             .iter()
             .enumerate()
@@ -103,7 +104,11 @@ impl<'a> Exporter<'a> {
             })
             .collect();
         let access = access(id, self.users_of.get(id).map(Vec::as_slice).unwrap_or_default());
-        files.push((format!("{path}/access.csv"), access.rows() as u64, csv_out::to_csv(&access)));
+        files.push((
+            format!("{path}/access.csv"),
+            access.rows() as u64,
+            vec![csv_out::to_csv(&access).into()],
+        ));
         Folder { path, files }
     }
 
@@ -126,7 +131,11 @@ impl<'a> Exporter<'a> {
             let read: Vec<R> = (0..self.reports.len())
                 .map(|k| read_run(k, span(run), runs.get(n + 1).map(|r| span(r))))
                 .collect::<Result<_, E>>()?;
-            sink(run.par_iter().map(|&i| self.folder(i, |k| file_of(&read[k], k, i))).collect())?;
+            let file = |k, i| {
+                let (rows, bytes) = file_of(&read[k], k, i);
+                (rows, vec![bytes.into()])
+            };
+            sink(run.par_iter().map(|&i| self.folder(i, |k| file(k, i))).collect())?;
         }
         Ok(())
     }
@@ -251,6 +260,7 @@ mod hostile_ids {
                 prop_assert!(parts[2] != "." && parts[2] != "..");
                 let owner = decode(parts[2]);
                 folders.insert(parts[2].to_string());
+                let bytes = bytes.concat();
                 let mut r = csv::Reader::from_reader(bytes.as_slice());
                 let mut count = 0;
                 for rec in r.records() {

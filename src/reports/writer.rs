@@ -43,21 +43,21 @@ pub struct Chunk<'r> {
 
 /// A chunk ready to write: CSV bytes cut in pieces of one key each, and the Arrow rows.
 pub struct Encoded {
-    csv: Vec<u8>,
+    csv: bytes::Bytes,
     /// (key, bytes, rows) of each run of rows with one key, in order.
     pieces: Vec<(Key, u64, u64)>,
     batch: RecordBatch,
 }
 
 impl Encoded {
-    /// Each run of rows with one key, in order: the key, its CSV bytes and its row count (none
-    /// unless the chunk carried keys).
-    pub fn keyed(&self) -> impl Iterator<Item = (Key, &[u8], u64)> {
+    /// Each run of rows with one key, in order: the key, its CSV bytes (shared with the chunk)
+    /// and its row count (none unless the chunk carried keys).
+    pub fn keyed(&self) -> impl Iterator<Item = (Key, bytes::Bytes, u64)> {
         let mut at = 0;
         self.pieces.iter().map(move |&(key, bytes, rows)| {
             let start = at;
             at += bytes as usize;
-            (key, &self.csv[start..at], rows)
+            (key, self.csv.slice(start..at), rows)
         })
     }
 }
@@ -85,7 +85,7 @@ pub fn encode(chunk: Chunk, schema: &Arc<Schema>) -> Result<Encoded> {
         pieces.push((last, (csv.len() - done) as u64, rows));
     }
     let batch = parquet_out::record_batch(schema, &table)?;
-    Ok(Encoded { csv, pieces, batch })
+    Ok(Encoded { csv: csv.into(), pieces, batch })
 }
 
 /// The CSV bytes of a run of consecutive partners, read from a report's staged CSV (written
