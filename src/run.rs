@@ -345,8 +345,9 @@ fn exported_reports() -> Vec<usize> {
 /// A report and what its writer wrote.
 type ReportWritten = (Report, writer::Written);
 
-/// Per exported report: (program, partner) -> the bytes of its rows, in order, and their count.
-type Parts = Vec<crate::hash::HashMap<writer::Key, (Vec<bytes::Bytes>, u64)>>;
+/// Of one exported report: (program, partner) -> the bytes of its rows, in order (slices of
+/// the encoded chunks), and their count.
+type ReportParts = crate::hash::HashMap<writer::Key, (Vec<bytes::Bytes>, u64)>;
 
 /// Applies the rules a group of pieces at a time and writes the five reports side by side:
 /// a group's pieces are computed, then its rows encoded, in parallel, while the group before
@@ -502,10 +503,10 @@ fn early_folders(
     sole: &[bool],
     exporter: &exports::Exporter,
 ) -> Vec<crate::publish::Folder> {
-    let parts: Parts = exported
+    let parts: Vec<ReportParts> = exported
         .iter()
         .map(|&k| {
-            let mut parts = crate::hash::HashMap::<writer::Key, (Vec<bytes::Bytes>, u64)>::default();
+            let mut parts = ReportParts::default();
             for (key, bytes, rows) in by_report[k].iter().flat_map(writer::Encoded::keyed) {
                 let part = parts.entry(key).or_default();
                 part.0.push(bytes);
