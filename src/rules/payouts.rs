@@ -82,7 +82,8 @@ pub struct Group {
     pub payment_date: Option<NaiveDate>,
 }
 
-/// A stable 20-hex-digit id from its parts.
+/// A stable 20-hex-digit id from its parts: the first 10 bytes of the SHA-256 of the parts,
+/// each followed by 0x1f.
 pub fn stable_id(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -216,5 +217,18 @@ impl Totals {
             Status::Scheduled => self.scheduled += t,
             Status::Available => self.coop_available += t,
         }
+    }
+}
+
+#[cfg(test)]
+mod stable_ids {
+    use super::*;
+
+    /// Earning and payout ids are what BI tools join on across runs: the formula must not drift.
+    #[test]
+    fn a_known_id_does_not_change() {
+        // sha256("FY27\x1fT1\x1fcore\x1f"), first ten bytes, computed with Python's hashlib.
+        assert_eq!(stable_id(&["FY27", "T1", "core"]), "0e88c2de8422286a9966");
+        assert_ne!(stable_id(&["FY27", "T1core"]), stable_id(&["FY27T1", "core"]), "parts are delimited");
     }
 }
