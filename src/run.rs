@@ -400,7 +400,7 @@ fn write_reports<'a>(
             .map(|(k, rows)| {
                 let s = source(Report::ALL[k]);
                 let keys = if exported.contains(&k) { s.keys(&rows)? } else { Vec::new() };
-                Ok((k, writer::encode(Chunk { table: s.table(&rows), keys }, &schemas[k])?))
+                Ok((k, s.encode(&rows, keys, &schemas[k])?))
             })
             .collect::<Result<_>>()?;
         let mut by_report: Vec<Vec<writer::Encoded>> = Report::ALL.iter().map(|_| Vec::new()).collect();

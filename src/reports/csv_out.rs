@@ -22,7 +22,7 @@ fn needs_quotes(t: &[u8]) -> bool {
 
 /// A text cell: a leading `'` where a spreadsheet would run it as a formula, quoted (quotes
 /// doubled) where needed.
-fn push_text(buf: &mut Vec<u8>, t: &str) {
+pub fn push_text(buf: &mut Vec<u8>, t: &str) {
     // The formula starts are ASCII, so the first byte tells.
     let guard = t.as_bytes().first().is_some_and(|&b| FORMULA_START.contains(&char::from(b)));
     if !needs_quotes(t.as_bytes()) {
@@ -82,89 +82,38 @@ fn cell(values: &Values, row: usize, buf: &mut Vec<u8>) {
 pub fn to_csv(table: &Table) -> Vec<u8> {
     // A generous first guess of the size, so that the buffer rarely grows (and copies).
     let mut out = Vec::with_capacity(64 + table.rows() * table.columns.len() * 12);
-    write_csv(table, true, &mut out).expect("writing to memory");
+    header(table, &mut out);
+    for r in 0..table.rows() {
+        row(table, r, &mut out);
+    }
     out
 }
 
-/// The header line of `table`'s columns (a report written in chunks starts with it).
-pub fn write_header(table: &Table, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    let mut w = CsvRows::new(out);
-    w.header(table)?;
-    w.flush()
+/// Appends the header line of `table`'s columns (a report written in chunks starts with it).
+pub fn header(table: &Table, buf: &mut Vec<u8>) {
+    for (i, (name, _)) in table.columns.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        push_text(buf, name);
+    }
+    buf.push(b'\n');
 }
 
-/// Writes the rows of `table` as CSV to `out`, after the header when `header` is set.
-pub fn write_csv(table: &Table, header: bool, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    let mut w = CsvRows::new(out);
-    if header {
-        w.header(table)?;
-    }
-    for row in 0..table.rows() {
-        w.row(table, row)?;
-    }
-    w.flush()
-}
-
-/// A CSV writer taking a table's rows one at a time (so that a caller can flush between
-/// rows and learn where each piece of the output ends). Cells are formatted straight into a
-/// buffer of bytes, flushed to the output when large.
-pub struct CsvRows<W: std::io::Write> {
-    out: W,
-    buf: Vec<u8>,
-}
-
-impl<W: std::io::Write> CsvRows<W> {
-    const FLUSH_AT: usize = 1 << 16;
-
-    pub fn new(out: W) -> Self {
-        CsvRows { out, buf: Vec::with_capacity(Self::FLUSH_AT + 4096) }
-    }
-
-    pub fn header(&mut self, table: &Table) -> std::io::Result<()> {
-        for (i, (name, _)) in table.columns.iter().enumerate() {
-            if i > 0 {
-                self.buf.push(b',');
-            }
-            push_text(&mut self.buf, name);
+/// Appends the record of row `row` of `table`, with its `\n`.
+pub fn row(table: &Table, row: usize, buf: &mut Vec<u8>) {
+    let start = buf.len();
+    for (i, (_, v)) in table.columns.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
         }
-        self.end_record()
+        cell(v, row, buf);
     }
-
-    pub fn row(&mut self, table: &Table, row: usize) -> std::io::Result<()> {
-        let start = self.buf.len();
-        for (i, (_, v)) in table.columns.iter().enumerate() {
-            if i > 0 {
-                self.buf.push(b',');
-            }
-            cell(v, row, &mut self.buf);
-        }
-        // A record of one empty cell is `""`, or it would read as a blank line.
-        if self.buf.len() == start {
-            self.buf.extend_from_slice(b"\"\"");
-        }
-        self.end_record()
+    // A record of one empty cell is `""`, or it would read as a blank line.
+    if buf.len() == start {
+        buf.extend_from_slice(b"\"\"");
     }
-
-    fn end_record(&mut self) -> std::io::Result<()> {
-        self.buf.push(b'\n');
-        if self.buf.len() >= Self::FLUSH_AT { self.flush() } else { Ok(()) }
-    }
-
-    pub fn flush(&mut self) -> std::io::Result<()> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        self.out.flush()
-    }
-
-    /// The underlying writer (flush first to see every row in it).
-    pub fn get_ref(&self) -> &W {
-        &self.out
-    }
-
-    pub fn into_inner(mut self) -> std::io::Result<W> {
-        self.flush()?;
-        Ok(self.out)
-    }
+    buf.push(b'\n');
 }
 
 #[cfg(test)]

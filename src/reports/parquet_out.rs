@@ -37,15 +37,7 @@ fn array(name: &str, values: &Values) -> Result<(DataType, ArrayRef)> {
         Values::Text(v) => (DataType::Utf8, Arc::new(StringArray::from_iter(v.iter().map(|s| s.as_deref())))),
         Values::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v.clone()))),
         Values::Decimal { values, scale, .. } => {
-            const LIMIT: i128 = 1_000_000_000_000_000_000; // 10^18: Decimal(18, s) holds less
-            if let Some(v) = values.iter().flatten().find(|v| v.abs() >= LIMIT) {
-                return Err(Error::Data(format!(
-                    "a value of {} ({}) does not fit the parquet type Decimal(18, {scale}); \
-                     check the amounts and exchange rates delivered",
-                    name,
-                    crate::decimal::format(*v, *scale)
-                )));
-            }
+            check_fits(name, *scale, values.iter().flatten().copied())?;
             let a = Decimal128Array::from(values.clone())
                 .with_precision_and_scale(18, *scale as i8)
                 .map_err(|e| Error::Internal(format!("decimal column: {e}")))?;
@@ -69,6 +61,51 @@ fn array(name: &str, values: &Values) -> Result<(DataType, ArrayRef)> {
     })
 }
 
+/// Fails on the first of `values` (units of 10^-`scale`) that does not fit Decimal(18, scale).
+fn check_fits(name: &str, scale: u32, mut values: impl Iterator<Item = i128>) -> Result<()> {
+    const LIMIT: i128 = 1_000_000_000_000_000_000; // 10^18: Decimal(18, s) holds less
+    match values.find(|v| v.abs() >= LIMIT) {
+        Some(v) => Err(Error::Data(format!(
+            "a value of {name} ({}) does not fit the parquet type Decimal(18, {scale}); \
+             check the amounts and exchange rates delivered",
+            crate::decimal::format(v, scale)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The arrays of a report encoded without a [`Table`] (see `tables::earnings_encoded`), typed
+/// as [`array`] types the table's columns. None of their values is null.
+pub mod columns {
+    use super::*;
+
+    pub fn strings<'s>(values: impl Iterator<Item = &'s str>) -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(values))
+    }
+
+    pub fn opt_strings<'s>(values: impl Iterator<Item = Option<&'s str>>) -> ArrayRef {
+        Arc::new(StringArray::from_iter(values))
+    }
+
+    pub fn dates(values: impl Iterator<Item = NaiveDate>) -> ArrayRef {
+        Arc::new(Date32Array::from_iter_values(values.map(days)))
+    }
+
+    pub fn ints(values: impl Iterator<Item = i64>) -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(values))
+    }
+
+    /// `name` is the report's and column's, for the error of a value too large.
+    pub fn decimals(name: &str, scale: u32, values: impl Iterator<Item = i128>) -> Result<ArrayRef> {
+        let values: Vec<i128> = values.collect();
+        check_fits(name, scale, values.iter().copied())?;
+        let a = Decimal128Array::from(values)
+            .with_precision_and_scale(18, scale as i8)
+            .map_err(|e| Error::Internal(format!("decimal column: {e}")))?;
+        Ok(Arc::new(a))
+    }
+}
+
 /// The parquet bytes of `table`, with `metadata` as key-value pairs in the footer.
 pub fn to_parquet(table: &Table, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
     let mut w = ParquetSink::new(table, metadata, Vec::new())?;
@@ -83,7 +120,12 @@ pub fn record_batch(schema: &Arc<Schema>, table: &Table) -> Result<RecordBatch> 
     for (name, values) in &table.columns {
         arrays.push(array(&format!("{}.{name}", table.name), values)?.1);
     }
-    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::Internal(format!("{}: {e}", table.name)))
+    batch(schema, table.name, arrays)
+}
+
+/// A batch of `arrays` under `schema` (of report `name`).
+pub fn batch(schema: &Arc<Schema>, name: &str, arrays: Vec<ArrayRef>) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::Internal(format!("{name}: {e}")))
 }
 
 /// A parquet file written a chunk (a [`Table`] of the same columns) at a time; row groups

@@ -42,6 +42,7 @@ pub struct Chunk<'r> {
 }
 
 /// A chunk ready to write: CSV bytes cut in pieces of one key each, and the Arrow rows.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub struct Encoded {
     csv: bytes::Bytes,
     /// (key, bytes, rows) of each run of rows with one key, in order.
@@ -60,32 +61,45 @@ impl Encoded {
             (key, self.csv.slice(start..at), rows)
         })
     }
+
+    #[cfg(test)]
+    pub fn batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+
+    /// A chunk of `rows` rows: `record(i, buf)` appends the CSV record of row `i` (with its
+    /// `\n`) and `keys` (one per row, or empty) cut the CSV into runs of one key.
+    pub fn new(
+        rows: usize,
+        keys: &[Key],
+        bytes_per_row: usize,
+        mut record: impl FnMut(usize, &mut Vec<u8>),
+        batch: RecordBatch,
+    ) -> Encoded {
+        let mut csv = Vec::with_capacity(rows * bytes_per_row);
+        let mut pieces = Vec::new();
+        let (mut done, mut run) = (0usize, 0u64);
+        for row in 0..rows {
+            if row > 0 && !keys.is_empty() && keys[row] != keys[row - 1] {
+                pieces.push((keys[row - 1], (csv.len() - done) as u64, run));
+                (done, run) = (csv.len(), 0);
+            }
+            record(row, &mut csv);
+            run += 1;
+        }
+        if let Some(&last) = keys.last() {
+            pieces.push((last, (csv.len() - done) as u64, run));
+        }
+        Encoded { csv: csv.into(), pieces, batch }
+    }
 }
 
 /// Formats a chunk as CSV text and Arrow arrays (under `schema`, [`ReportWriter::schema`]):
 /// independent work, done for many chunks in parallel.
 pub fn encode(chunk: Chunk, schema: &Arc<Schema>) -> Result<Encoded> {
     let Chunk { table, keys } = chunk;
-    let internal = |e: std::io::Error| Error::Internal(format!("CSV of {} in memory: {e}", table.name));
-    let mut w = csv_out::CsvRows::new(Vec::with_capacity(table.rows() * 160));
-    let mut pieces = Vec::new();
-    let (mut done, mut rows) = (0usize, 0u64);
-    for row in 0..table.rows() {
-        if row > 0 && !keys.is_empty() && keys[row] != keys[row - 1] {
-            w.flush().map_err(internal)?;
-            let len = w.get_ref().len();
-            pieces.push((keys[row - 1], (len - done) as u64, rows));
-            (done, rows) = (len, 0);
-        }
-        w.row(&table, row).map_err(internal)?;
-        rows += 1;
-    }
-    let csv = w.into_inner().map_err(internal)?;
-    if let Some(&last) = keys.last() {
-        pieces.push((last, (csv.len() - done) as u64, rows));
-    }
     let batch = parquet_out::record_batch(schema, &table)?;
-    Ok(Encoded { csv: csv.into(), pieces, batch })
+    Ok(Encoded::new(table.rows(), &keys, 160, |r, buf| csv_out::row(&table, r, buf), batch))
 }
 
 /// The CSV bytes of a run of consecutive partners, read from a report's staged CSV (written
@@ -192,9 +206,8 @@ impl ReportWriter {
         let mut csv = publication.create(&csv_path)?;
         let parquet = parquet_out::ParquetSink::new(shape, metadata, publication.create(&parquet_path)?)?;
         let mut header = Vec::new();
-        csv_out::write_header(shape, &mut header)
-            .and_then(|()| csv.write_all(&header))
-            .map_err(|e| Error::Write { path: csv_path.clone(), reason: e.to_string() })?;
+        csv_out::header(shape, &mut header);
+        csv.write_all(&header).map_err(|e| Error::Write { path: csv_path.clone(), reason: e.to_string() })?;
         Ok(ReportWriter {
             name: shape.name,
             csv_path,

@@ -85,12 +85,19 @@ pub struct Group {
 /// A stable 20-hex-digit id from its parts: the first 10 bytes of the SHA-256 of the parts,
 /// each followed by 0x1f.
 pub fn stable_id(parts: &[&str]) -> String {
+    String::from_utf8(stable_id_digits(parts).to_vec()).expect("hex digits are ASCII")
+}
+
+/// [`stable_id`]'s digits, without allocating (an earnings report has one per line).
+pub fn stable_id_digits(parts: &[&str]) -> [u8; 20] {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
         h.update([0x1f]);
     }
-    crate::feeds::validate::hex(&h.finalize()[..10])
+    let mut out = [0; 20];
+    crate::feeds::validate::hex_into(&h.finalize()[..10], &mut out);
+    out
 }
 
 /// Groups the lines of one program and settles each group's status on `run_date`. Sorted by

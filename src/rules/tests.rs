@@ -258,6 +258,8 @@ impl World {
 fn run1<'a>(feeds: &'a Feeds, program: &'a Program, run: &str) -> ProgramResult<'a> {
     let mut all = evaluate(feeds, std::slice::from_ref(program), d(run)).expect("rules run");
     assert_eq!(all.len(), 1);
+    // Every scenario's earnings also check the report's fast encoder against its table.
+    crate::reports::tables::assert_earnings_encoded_as_table(d(run), &all);
     all.remove(0)
 }
 
