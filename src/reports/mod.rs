@@ -1,5 +1,6 @@
 //! Reports: what finance teams (CSV) and BI tools (parquet) read. A report is built once as a
-//! [`Table`] of typed columns and written in both formats, so the two can never disagree.
+//! [`Table`] of typed columns and written in both formats, so the two can never disagree (the
+//! earnings report's fast encoder is held to its table by tests, see [`tables`]).
 
 pub mod csv_out;
 pub mod exports;

@@ -1,7 +1,7 @@
 //! Writing reports as CSV and parquet a chunk of rows at a time, with the encoding spread over
-//! the cores: chunks are encoded in parallel (tables built, CSV text and Arrow arrays made)
-//! while the chunks before them are written, in order, to the two files. Memory stays at two
-//! groups of chunks whatever the report's size.
+//! the cores: chunks are encoded in parallel (CSV text and Arrow arrays made, from a table or
+//! straight from the rows) while the chunks before them are written, in order, to the two
+//! files. Memory stays at two groups of chunks whatever the report's size.
 //!
 //! For an exported report it also records where each (program, partner) run of rows lies in
 //! the CSV, so that a partner's export can be cut from those bytes instead of being formatted
