@@ -228,6 +228,22 @@ mod tests {
     }
 
     #[test]
+    fn a_decimal_too_large_for_decimal_18_is_an_error_naming_its_column() {
+        let limit = 10i128.pow(18);
+        for fits in [limit - 1, -(limit - 1), 0] {
+            assert!(columns::decimals("earnings.usd_rate", 8, [fits].into_iter()).is_ok());
+        }
+        for too_large in [limit, -limit] {
+            let e = columns::decimals("earnings.usd_rate", 8, [1, too_large].into_iter()).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("earnings.usd_rate") && text.contains("Decimal(18, 8)"), "{text}");
+        }
+        let table = Values::Decimal { values: vec![None, Some(limit)], scale: 2, csv_scales: None };
+        let e = array("t.amount", &table).unwrap_err().to_string();
+        assert!(e.contains("t.amount") && e.contains("10000000000000000.00"), "{e}");
+    }
+
+    #[test]
     fn distinct_id_columns_are_written_without_a_dictionary() {
         let ids: Vec<Option<std::borrow::Cow<str>>> =
             (0..100).map(|i| Some(format!("e{i}").into())).collect();
