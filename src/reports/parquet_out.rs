@@ -79,12 +79,19 @@ fn check_fits(name: &str, scale: u32, mut values: impl Iterator<Item = i128>) ->
 pub mod columns {
     use super::*;
 
+    /// Bytes reserved per string: most report strings are shorter, so that the buffer is
+    /// rarely grown (and copied) while filled.
+    const BYTES_PER_STRING: usize = 24;
+
     pub fn strings<'s>(values: impl Iterator<Item = &'s str>) -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(values))
+        opt_strings(values.map(Some))
     }
 
     pub fn opt_strings<'s>(values: impl Iterator<Item = Option<&'s str>>) -> ArrayRef {
-        Arc::new(StringArray::from_iter(values))
+        let n = values.size_hint().0;
+        let mut b = StringBuilder::with_capacity(n, n * BYTES_PER_STRING);
+        b.extend(values);
+        Arc::new(b.finish())
     }
 
     pub fn dates(values: impl Iterator<Item = NaiveDate>) -> ArrayRef {

@@ -178,7 +178,8 @@ pub fn earnings<'a>(
     // ids are never hashed or compared as strings.
     let mut considered: HashMap<u32, (usize, &Lever, bool, Period)> =
         HashMap::with_capacity_and_hasher(transactions.len(), Default::default());
-    let mut pending: Vec<Pending> = Vec::new();
+    // Sized once (most sales earn): grown by doubling, a piece's lines were copied over and over.
+    let mut pending: Vec<Pending> = Vec::with_capacity(transactions.len());
 
     for &t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {
         let Some(id) = earner(t, program.partner_type) else { continue };
@@ -268,6 +269,7 @@ pub fn earnings<'a>(
     let mut minor_units: Vec<(crate::text::Text, u32)> = Vec::new();
     const LOCAL_SCALE: u32 = AMOUNT_SCALE + RATE_SCALE;
     const FULL_SCALE: u32 = AMOUNT_SCALE + 2 * RATE_SCALE;
+    out.lines.reserve_exact(pending.len());
     for (p, pl) in pending.into_iter().zip(placed) {
         let t = p.tx;
         let minor = match minor_units.iter().find(|(c, _)| c.handle() == t.currency.handle()) {
