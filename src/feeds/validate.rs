@@ -368,7 +368,7 @@ fn canonical_cells<'a, 'c>(feed: Feed, cells: &'c [&'a str]) -> impl Iterator<It
 
 /// One cell of [`canonical`]: column `col`'s `cell`.
 fn canonical_cell(feed: Feed, col: usize, cell: &str) -> &str {
-    if feed.columns()[col].ends_with("_id") { cell.trim() } else { cell }
+    if feed.columns()[col].ends_with("_id") { cells::trim(cell) } else { cell }
 }
 
 fn key_of(feed: Feed, cells: &[&str]) -> Vec<String> {
