@@ -66,27 +66,30 @@ pub fn write(out: &mut Vec<u8>, units: i128, scale: u32) {
     if let (Ok(mut v), true) = (u64::try_from(abs), scale <= 18) {
         let mut buf = [0u8; 24]; // up to 20 digits, a point, a sign
         let mut at = buf.len();
-        let mut push = |b: u8| {
-            at -= 1;
-            buf[at] = b;
-        };
-        // The fraction's `scale` digits, the point, then the whole part's (at least one).
-        for _ in 0..scale {
-            push(b'0' + (v % 10) as u8);
+        // Two digits at a time from a table: the fraction's `scale` digits, the point, then
+        // the whole part's (at least one).
+        for _ in 0..scale / 2 {
+            put_pair(&mut buf, &mut at, v % 100);
+            v /= 100;
+        }
+        if scale % 2 == 1 {
+            put(&mut buf, &mut at, b'0' + (v % 10) as u8);
             v /= 10;
         }
         if scale > 0 {
-            push(b'.');
+            put(&mut buf, &mut at, b'.');
         }
-        loop {
-            push(b'0' + (v % 10) as u8);
-            v /= 10;
-            if v == 0 {
-                break;
-            }
+        while v >= 100 {
+            put_pair(&mut buf, &mut at, v % 100);
+            v /= 100;
+        }
+        if v >= 10 {
+            put_pair(&mut buf, &mut at, v);
+        } else {
+            put(&mut buf, &mut at, b'0' + v as u8);
         }
         if units < 0 {
-            push(b'-');
+            put(&mut buf, &mut at, b'-');
         }
         out.extend_from_slice(&buf[at..]);
     } else {
@@ -101,6 +104,23 @@ pub fn write(out: &mut Vec<u8>, units: i128, scale: u32) {
             write!(out, "{}.{:0width$}", abs / p, abs % p, width = scale as usize)
         };
     }
+}
+
+/// Puts `b` before position `at` of `buf` (written right to left).
+fn put(buf: &mut [u8], at: &mut usize, b: u8) {
+    *at -= 1;
+    buf[*at] = b;
+}
+
+/// Puts the two digits of `d` (below 100) before position `at` of `buf`.
+fn put_pair(buf: &mut [u8], at: &mut usize, d: u64) {
+    const PAIRS: &[u8; 200] = b"\
+        0001020304050607080910111213141516171819202122232425262728293031323334353637383940\
+        4142434445464748495051525354555657585960616263646566676869707172737475767778798081\
+        828384858687888990919293949596979899";
+    let d = 2 * d as usize;
+    *at -= 2;
+    buf[*at..*at + 2].copy_from_slice(&PAIRS[d..d + 2]);
 }
 
 /// Changes the scale of `units` from `from` to `to`, rounding half away from zero when the
