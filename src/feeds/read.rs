@@ -335,56 +335,52 @@ fn read_parquet_unguarded<R: ChunkReader + 'static>(feed: Feed, file: R) -> Resu
 /// transaction file's non-string cells: arrow's cast to strings went through the formatting
 /// machinery and a string array of its own (6 % of validation). A null is an empty cell.
 enum TextColumn {
-    Text(arrow::array::ArrayRef),
-    Date(arrow::array::ArrayRef),
+    Text(arrow::array::StringArray),
+    Date(arrow::array::Date32Array),
     /// Values in units of 10^-scale.
-    Decimal(arrow::array::ArrayRef, u32),
-    Int(arrow::array::ArrayRef),
+    Decimal(arrow::array::Decimal128Array, u32),
+    Int(arrow::array::Int64Array),
 }
 
 impl TextColumn {
+    /// The column, downcast once per batch rather than once per cell.
     fn new(a: &arrow::array::ArrayRef) -> Result<TextColumn, arrow::error::ArrowError> {
         Ok(match a.data_type() {
-            DataType::Date32 => TextColumn::Date(a.clone()),
+            DataType::Date32 => TextColumn::Date(a.as_primitive().clone()),
             DataType::Decimal128(_, scale @ 0..=18) => {
-                TextColumn::Decimal(a.clone(), u32::from(scale.unsigned_abs()))
+                TextColumn::Decimal(a.as_primitive().clone(), u32::from(scale.unsigned_abs()))
             }
-            DataType::Int64 => TextColumn::Int(a.clone()),
-            _ => TextColumn::Text(arrow::compute::cast(a, &DataType::Utf8)?),
+            DataType::Int64 => TextColumn::Int(a.as_primitive().clone()),
+            _ => TextColumn::Text(arrow::compute::cast(a, &DataType::Utf8)?.as_string().clone()),
         })
     }
 
     /// Appends row `r`'s text to `text` (`scratch` is a buffer to format in).
     fn append(&self, r: usize, scratch: &mut Vec<u8>, text: &mut String) -> Result<(), String> {
-        use arrow::datatypes::{Date32Type, Decimal128Type, Int64Type};
         scratch.clear();
         match self {
-            TextColumn::Text(a) => {
-                let s = a.as_string::<i32>();
+            TextColumn::Text(s) => {
                 if !s.is_null(r) {
                     text.push_str(s.value(r));
                 }
                 return Ok(());
             }
-            TextColumn::Date(a) => {
-                let d = a.as_primitive::<Date32Type>();
+            TextColumn::Date(d) => {
                 if d.is_null(r) {
                     return Ok(());
                 }
                 // A date chrono cannot hold, or past year 9999, is written as arrow writes it.
                 match d.value_as_date(r).filter(|d| (0..=9999).contains(&chrono::Datelike::year(d))) {
                     Some(date) => super::cells::write_date(scratch, date),
-                    None => return Self::cast_one(a, r, text),
+                    None => return Self::cast_one(d, r, text),
                 }
             }
-            TextColumn::Decimal(a, scale) => {
-                let d = a.as_primitive::<Decimal128Type>();
+            TextColumn::Decimal(d, scale) => {
                 if !d.is_null(r) {
                     crate::decimal::write(scratch, d.value(r), *scale);
                 }
             }
-            TextColumn::Int(a) => {
-                let i = a.as_primitive::<Int64Type>();
+            TextColumn::Int(i) => {
                 if !i.is_null(r) {
                     crate::decimal::write(scratch, i.value(r).into(), 0);
                 }
@@ -395,7 +391,7 @@ impl TextColumn {
     }
 
     /// Row `r` of `a` through arrow's cast to a string.
-    fn cast_one(a: &arrow::array::ArrayRef, r: usize, text: &mut String) -> Result<(), String> {
+    fn cast_one(a: &dyn Array, r: usize, text: &mut String) -> Result<(), String> {
         let one = arrow::compute::cast(&a.slice(r, 1), &DataType::Utf8).map_err(|e| e.to_string())?;
         let s = one.as_string::<i32>();
         if !s.is_null(0) {
