@@ -278,12 +278,10 @@ fn write_folder(
             None => store.put(&format!("{staging}/{rel}"), &parts.concat())?,
         }
         checkpoint(checkpoints);
-        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-        parts.iter().for_each(|p| sha2::Digest::update(&mut hasher, p));
         written.push(Written {
             path: rel.clone(),
             rows: *rows,
-            sha256: crate::feeds::validate::hex(&sha2::Digest::finalize(hasher)),
+            sha256: crate::feeds::validate::sha256_hex_of_parts(parts.iter().map(|p| &p[..])),
         });
     }
     Ok(())

@@ -269,7 +269,14 @@ fn load<'a>(store: &Store, file: &'a DeliveryFile) -> Result<Loaded<'a>> {
 
 /// SHA-256 of `bytes`, in lower-case hex (the manifest's form).
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    sha256_hex_of_parts([bytes])
+}
+
+/// [`sha256_hex`] of the concatenation of `parts`, without concatenating them.
+pub fn sha256_hex_of_parts<'p>(parts: impl IntoIterator<Item = &'p [u8]>) -> String {
+    let mut h = Sha256::new();
+    parts.into_iter().for_each(|p| h.update(p));
+    hex(&h.finalize())
 }
 
 /// Lower-case hex of `bytes`.
