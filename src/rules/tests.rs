@@ -1163,6 +1163,18 @@ fn pieces_of_one_partner_each_add_up_to_the_whole_program() {
     let pieces: Vec<ProgramResult> =
         plan.pieces().into_iter().map(|(p, r)| plan.piece(p, r, &plan.rows(p, r, &[])).unwrap()).collect();
     assert!(pieces.len() >= 2 * 3, "one range per partner with rows: {}", pieces.len());
+    // The run's path: each piece's rows copied out of the year's first (`Plan::load`).
+    let loaded: Vec<Vec<crate::feeds::tables::Transaction>> =
+        plan.pieces().into_iter().map(|(p, r)| plan.load(p, r).unwrap()).collect();
+    assert_eq!(loaded.iter().map(Vec::len).sum::<usize>(), 2 * 3 * 5, "each program's 15 rows, copied");
+    for (((p, r), loaded), piece) in plan.pieces().into_iter().zip(&loaded).zip(&pieces) {
+        let copied = plan.piece(p, r, &plan.rows(p, r, loaded)).unwrap();
+        let debug = |x: &ProgramResult| {
+            format!("{:?} {:?} {:?} {:?}", x.lines, x.unearned, x.groups, x.eligibility)
+                + &format!("{:?}", x.totals)
+        };
+        assert_eq!(debug(&copied), debug(piece), "piece ({p}, {r}) from copied rows");
+    }
     for (p, r) in whole.iter().enumerate() {
         let mine: Vec<&ProgramResult> = pieces.iter().filter(|x| x.index == p as u32).collect();
         let joined = |f: &dyn Fn(&ProgramResult) -> Vec<String>| -> Vec<String> {
