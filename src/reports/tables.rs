@@ -352,6 +352,9 @@ fn earnings_encoded(
     use crate::reports::csv_out::push_text;
     use crate::reports::parquet_out::columns as c;
     let rows = earnings_rows(results, rows);
+    // A line's transaction id is a string no other line shares, read through the year's handle
+    // table: two cache misses, which the hashing loop is too long to overlap between lines.
+    crate::text::warm(rows.iter().map(|x| x.l.tx.transaction_id));
     let ids: Vec<[u8; 20]> = rows.iter().map(EarningsRow::earning_id).collect();
     let mut date = Vec::new();
     crate::feeds::cells::write_date(&mut date, run_date);
