@@ -14,14 +14,17 @@ use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::{Table, Values};
 use crate::error::{Error, Result};
 
 /// Columns whose values are (nearly) all distinct: a dictionary would be built only to be
-/// given up once it grows too large, so they are written plain.
+/// given up once it grows too large, so they are written plain. Nor do they get min/max
+/// statistics: their values (hashes, transaction ids) spread over a whole row group, so no
+/// reader could skip a row group or page on them, and the writer compared every value to get
+/// them.
 const DISTINCT: [&str; 3] = ["earning_id", "transaction_id", "original_transaction_id"];
 
 /// Rows per row group: large enough for fast scans, small enough to keep writer memory low.
@@ -166,7 +169,9 @@ impl<W: std::io::Write + Send> ParquetSink<W> {
             .set_key_value_metadata(Some(kv));
         for (name, _) in &shape.columns {
             if DISTINCT.contains(name) {
-                props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
+                props = props
+                    .set_column_dictionary_enabled(ColumnPath::from(*name), false)
+                    .set_column_statistics_enabled(ColumnPath::from(*name), EnabledStatistics::None);
             }
         }
         let props = props.build();
@@ -266,6 +271,11 @@ mod tests {
         let group = b.metadata().row_group(0);
         assert!(group.column(0).dictionary_page_offset().is_none(), "earning_id is plain");
         assert!(group.column(1).dictionary_page_offset().is_some(), "program_id keeps its dictionary");
+        assert!(group.column(0).statistics().is_none(), "earning_id has no min/max");
+        assert!(
+            group.column(1).statistics().is_some_and(|s| s.min_bytes_opt() == Some(b"p")),
+            "program_id keeps them"
+        );
         let batch = b.build().unwrap().next().unwrap().unwrap();
         let read = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(read.value(99), "e99");
