@@ -98,7 +98,6 @@ pub struct Problem {
     pub code: Code,
 }
 
-/// `YYYY-MM-DD`, a real calendar date.
 /// `text` without leading and trailing white space, as [`str::trim`] gives it. Most cells
 /// start and end with a printable ASCII byte, which no white space is: those are returned
 /// as they are without decoding characters from both ends (tens of millions of cells a run).
@@ -110,6 +109,7 @@ pub fn trim(text: &str) -> &str {
     }
 }
 
+/// `YYYY-MM-DD`, a real calendar date.
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
     let b = text.as_bytes();
     let shape = b.len() == 10
@@ -385,14 +385,14 @@ impl<'a> RowCheck<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     proptest::proptest! {
         #[test]
         fn trim_is_str_trim(text in "[ \t\r\n\u{a0}\u{2003}\u{3000}a-z!~\u{e9}\u{1c}\u{85}]{0,8}") {
             proptest::prop_assert_eq!(trim(&text), text.trim());
         }
     }
-
-    use super::*;
 
     #[test]
     fn dates_are_strict_calendar_dates() {
