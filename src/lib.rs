@@ -8,6 +8,7 @@ pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod decimal;
+pub mod direct_io;
 pub mod error;
 pub mod feeds;
 pub mod generate;

@@ -164,24 +164,6 @@ pub struct Folder {
 /// (at 30 M lines the exports are about 13 GB).
 pub type FileParts = Vec<bytes::Bytes>;
 
-/// Writes all of `parts` to a new file at `path` with as few system calls as it takes.
-fn write_parts(path: &std::path::Path, parts: &[bytes::Bytes]) -> std::io::Result<()> {
-    use std::io::{IoSlice, Write};
-    let mut file = std::fs::File::create(path)?;
-    let mut slices: Vec<IoSlice> = parts.iter().map(|p| IoSlice::new(p)).collect();
-    let mut left = &mut slices[..];
-    IoSlice::advance_slices(&mut left, 0); // drops empty leading parts
-    while !left.is_empty() {
-        match file.write_vectored(left) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut left, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// A small file a [`FolderWriter`] staged: its path in the final layout, the rows it was
 /// given with, and its SHA-256 (hex).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,7 +254,7 @@ fn write_folder(
         match root {
             Some(root) => {
                 let path = root.join(rel);
-                write_parts(&path, parts)
+                crate::direct_io::write_parts(&path, parts)
                     .map_err(|e| Error::Write { path: path.display().to_string(), reason: e.to_string() })?;
             }
             None => store.put(&format!("{staging}/{rel}"), &parts.concat())?,
@@ -289,7 +271,7 @@ fn write_folder(
 
 /// Where a staged file's bytes go.
 enum Sink {
-    Local(std::io::BufWriter<std::fs::File>, std::path::PathBuf),
+    Local(crate::direct_io::OutputFile, std::path::PathBuf),
     Memory(Vec<u8>),
 }
 
@@ -460,8 +442,7 @@ impl Publication {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(io)?;
                 }
-                let file = std::fs::File::create(&path).map_err(io)?;
-                Sink::Local(std::io::BufWriter::with_capacity(1 << 20, file), path)
+                Sink::Local(crate::direct_io::OutputFile::create(&path).map_err(io)?, path)
             }
             None => Sink::Memory(Vec::new()),
         };
@@ -488,8 +469,9 @@ impl Publication {
         let StagedFile { rel, staged, sink, hasher } = file;
         match sink {
             Sink::Local(w, path) => {
-                w.into_inner().map_err(|e| e.into_error()).map(drop).map_err(|e: std::io::Error| {
-                    Error::Write { path: path.display().to_string(), reason: e.to_string() }
+                w.finish().map_err(|e: std::io::Error| Error::Write {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
                 })?;
             }
             Sink::Memory(bytes) => self.store.put(&staged, &bytes)?,

@@ -1,0 +1,386 @@
+//! Writing local outputs around the page cache (`O_DIRECT`).
+//!
+//! A run writes its reports once and never reads them back (exports are cut from memory), yet
+//! a buffered write copies every byte into a newly allocated page-cache page first. On the
+//! virtual machines this job runs on, touching those fresh pages is slow: the guest hands free
+//! memory back to the host (free page reporting), so each new page is a trip to the host.
+//! `dd` wrote 4 GB to a new ext4 in 15-20 s of kernel CPU buffered and in 0.12 s of CPU
+//! (2.3 s wall) with `O_DIRECT`. At 30 M transaction lines the reports are about 13 GB. So a
+//! local report file is written with `O_DIRECT` in aligned 4 MiB blocks by a thread of its own
+//! (two blocks in turn: one filled while the other is on its way to the disk), and only its
+//! last partial block goes through the page cache. The larger export files
+//! ([`write_parts`]) are written direct too; a small one is cheaper buffered. Where the file
+//! system refuses `O_DIRECT` (at the open or at a write: some network and FUSE file systems)
+//! the file is written buffered; the bytes are the same either way.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
+
+/// The alignment of direct I/O: offsets, lengths and memory (4096 covers 512-byte and 4K
+/// sectors).
+const ALIGN: usize = 4096;
+/// The bytes handed to the disk in one write.
+const BLOCK: usize = 4 << 20;
+
+/// A local output file opened for writing, direct where the file system allows it.
+pub enum OutputFile {
+    Direct(DirectWriter),
+    Buffered(BufWriter<File>),
+}
+
+impl OutputFile {
+    /// Creates (or truncates) `path`.
+    pub fn create(path: &Path) -> std::io::Result<OutputFile> {
+        match DirectWriter::create(path)? {
+            Some(w) => Ok(OutputFile::Direct(w)),
+            None => Ok(OutputFile::Buffered(BufWriter::with_capacity(1 << 20, File::create(path)?))),
+        }
+    }
+
+    /// Writes what is left and closes the file.
+    pub fn finish(self) -> std::io::Result<()> {
+        match self {
+            OutputFile::Direct(w) => w.finish(),
+            OutputFile::Buffered(w) => w.into_inner().map_err(|e| e.into_error()).map(drop),
+        }
+    }
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            OutputFile::Direct(w) => w.write(buf),
+            OutputFile::Buffered(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            OutputFile::Direct(_) => Ok(()), // blocks go out when full; the tail at finish
+            OutputFile::Buffered(w) => w.flush(),
+        }
+    }
+}
+
+/// An aligned block of bytes: `raw[at..at + len]`, `at` chosen so the data starts on an
+/// [`ALIGN`] boundary (moving the Vec does not move its heap memory).
+struct Block {
+    raw: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
+impl Block {
+    fn new() -> Block {
+        let raw = vec![0u8; BLOCK + ALIGN];
+        let at = raw.as_ptr().align_offset(ALIGN);
+        Block { raw, at, len: 0 }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.raw[self.at..self.at + self.len]
+    }
+}
+
+/// Writes a file's full blocks with `O_DIRECT` from a thread of its own.
+pub struct DirectWriter {
+    path: PathBuf,
+    current: Block,
+    /// Blocks made so far (at most two: the one being filled, the one being written).
+    made: usize,
+    to_disk: Option<SyncSender<Block>>,
+    back: Receiver<Block>,
+    disk: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    /// Bytes handed to the disk thread (a multiple of [`ALIGN`]).
+    sent: u64,
+}
+
+impl DirectWriter {
+    /// `None` when the file system does not take `O_DIRECT` (the caller writes buffered).
+    fn create(path: &Path) -> std::io::Result<Option<DirectWriter>> {
+        let Some(file) = open_direct(path)? else { return Ok(None) };
+        let (to_disk, from_writer) = std::sync::mpsc::sync_channel::<Block>(1);
+        let (to_writer, back) = std::sync::mpsc::channel::<Block>();
+        let disk_path = path.to_path_buf();
+        let disk = std::thread::Builder::new().name("direct-write".into()).spawn(move || {
+            let mut file = file;
+            let mut direct = true;
+            for block in from_writer {
+                match file.write_all(block.data()) {
+                    Ok(()) => {}
+                    // A file system that opens with O_DIRECT but refuses the write: the rest
+                    // of the file goes through the page cache (a failed direct write of
+                    // aligned blocks writes nothing, so the file is still at this block).
+                    Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                        direct = false;
+                        let at = file.metadata()?.len();
+                        file = std::fs::OpenOptions::new().write(true).open(&disk_path)?;
+                        file.write_all_at(block.data(), at)?;
+                        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
+                    }
+                    Err(e) => return Err(e),
+                }
+                let _ = to_writer.send(block); // the writer may be gone after an error
+            }
+            Ok(())
+        })?;
+        Ok(Some(DirectWriter {
+            path: path.to_path_buf(),
+            current: Block::new(),
+            made: 1,
+            to_disk: Some(to_disk),
+            back,
+            disk: Some(disk),
+            sent: 0,
+        }))
+    }
+
+    /// Hands the current block to the disk thread and takes an empty one.
+    fn send(&mut self) -> std::io::Result<()> {
+        let next = if self.made < 2 {
+            self.made += 1;
+            Block::new()
+        } else {
+            match self.back.recv() {
+                Ok(b) => b,
+                Err(_) => return Err(self.disk_error()),
+            }
+        };
+        let full = std::mem::replace(&mut self.current, next);
+        self.current.len = 0;
+        let len = full.len as u64;
+        let sent = self.to_disk.as_ref().is_some_and(|to_disk| to_disk.send(full).is_ok());
+        if !sent {
+            return Err(self.disk_error());
+        }
+        self.sent += len;
+        Ok(())
+    }
+
+    /// The disk thread's error, once it has stopped.
+    fn disk_error(&mut self) -> std::io::Error {
+        self.to_disk = None;
+        match self.disk.take().map(|h| h.join()) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => std::io::Error::other("the direct-write thread panicked"),
+            _ => std::io::Error::other("the direct-write thread stopped"),
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        let aligned = self.current.len / ALIGN * ALIGN;
+        let tail = self.current.data()[aligned..].to_vec();
+        if aligned > 0 {
+            self.current.len = aligned;
+            self.send()?;
+        }
+        self.to_disk = None;
+        match self.disk.take().map(|h| h.join()) {
+            Some(Ok(r)) => r?,
+            Some(Err(_)) => return Err(std::io::Error::other("the direct-write thread panicked")),
+            None => {}
+        }
+        if !tail.is_empty() {
+            std::fs::OpenOptions::new().write(true).open(&self.path)?.write_all_at(&tail, self.sent)?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for DirectWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.current.len == BLOCK {
+            self.send()?;
+        }
+        let Block { raw, at, len } = &mut self.current;
+        let n = buf.len().min(BLOCK - *len);
+        raw[*at + *len..*at + *len + n].copy_from_slice(&buf[..n]);
+        *len += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for DirectWriter {
+    fn drop(&mut self) {
+        self.to_disk = None;
+        if let Some(h) = self.disk.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Export files of at least this many bytes are written direct by [`write_parts`]. Below it
+/// a buffered write costs less: a direct one waits for the disk and allocates its blocks at
+/// once (100 000 files of 9 000 bytes took 5.9 s of kernel CPU direct, 3.4 s buffered).
+pub const PARTS_DIRECT_MIN: usize = 32 << 10;
+
+/// Opens `path` for writing with `O_DIRECT`: `None` where the file system refuses it.
+fn open_direct(path: &Path) -> std::io::Result<Option<File>> {
+    #[cfg(target_os = "linux")]
+    let opened = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+    };
+    #[cfg(not(target_os = "linux"))]
+    let opened: std::io::Result<File> = Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    match opened {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+thread_local! {
+    /// The aligned copy of a file [`write_parts`] writes direct, kept by its thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Writes all of `parts`, in order, to a new file at `path`: direct from an aligned copy
+/// when they add up to [`PARTS_DIRECT_MIN`] bytes or more (the last partial block buffered),
+/// else with as few buffered system calls as it takes.
+pub fn write_parts(path: &Path, parts: &[bytes::Bytes]) -> std::io::Result<()> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len >= PARTS_DIRECT_MIN
+        && let Some(file) = open_direct(path)?
+    {
+        let direct: std::io::Result<()> = SCRATCH.with_borrow_mut(|scratch| {
+            if scratch.len() < len + ALIGN {
+                scratch.resize(len + ALIGN, 0);
+            }
+            let at = scratch.as_ptr().align_offset(ALIGN);
+            let mut end = at;
+            for p in parts {
+                scratch[end..end + p.len()].copy_from_slice(p);
+                end += p.len();
+            }
+            let aligned = len / ALIGN * ALIGN;
+            (&file).write_all(&scratch[at..at + aligned])?;
+            if aligned < len {
+                let buffered = std::fs::OpenOptions::new().write(true).open(path)?;
+                buffered.write_all_at(&scratch[at + aligned..end], aligned as u64)?;
+            }
+            Ok(())
+        });
+        match direct {
+            // Refused at the write: the file is written again, buffered.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            other => return other,
+        }
+    }
+    write_buffered(path, parts)
+}
+
+/// Writes `parts` to a new file at `path` through the page cache, with as few system calls
+/// as it takes.
+fn write_buffered(path: &Path, parts: &[bytes::Bytes]) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    let mut file = File::create(path)?;
+    let mut slices: Vec<IoSlice> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut left = &mut slices[..];
+    IoSlice::advance_slices(&mut left, 0); // drops empty leading parts
+    while !left.is_empty() {
+        match file.write_vectored(left) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut left, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes that differ at every offset, so a misplaced block shows.
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+    }
+
+    fn write_in_pieces(dir: &Path, len: usize) -> (OutputFile, Vec<u8>) {
+        let path = dir.join(format!("out-{len}.csv"));
+        let mut f = OutputFile::create(&path).unwrap();
+        let bytes = pattern(len);
+        // Uneven pieces, one larger than a block.
+        let mut sizes = [1usize, 4095, 7, BLOCK + 3, 100_000, 1].into_iter().cycle();
+        let mut at = 0;
+        while at < len {
+            let end = (at + sizes.next().unwrap()).min(len);
+            f.write_all(&bytes[at..end]).unwrap();
+            at = end;
+        }
+        (f, bytes)
+    }
+
+    #[test]
+    fn files_hold_exactly_the_bytes_written_at_any_length() {
+        // /tmp is on disk here and in CI; tmpfs takes O_DIRECT too since Linux 6.6.
+        let mut dirs = vec![tempfile::tempdir().unwrap()];
+        if Path::new("/dev/shm").is_dir() {
+            dirs.push(tempfile::tempdir_in("/dev/shm").unwrap());
+        }
+        for dir in &dirs {
+            check_lengths(dir.path());
+        }
+    }
+
+    fn check_lengths(dir: &Path) {
+        for len in
+            [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, BLOCK, BLOCK + 1, 2 * BLOCK + ALIGN, 3 * BLOCK + 12_345]
+        {
+            let (f, bytes) = write_in_pieces(dir, len);
+            let direct = matches!(f, OutputFile::Direct(_));
+            f.finish().unwrap();
+            let back = std::fs::read(dir.join(format!("out-{len}.csv"))).unwrap();
+            assert_eq!(back.len(), bytes.len(), "length {len} (direct: {direct})");
+            assert!(back == bytes, "content of length {len} (direct: {direct})");
+        }
+    }
+
+    #[test]
+    fn export_files_hold_their_parts_in_order_direct_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = bytes::Bytes::from(pattern(3 * PARTS_DIRECT_MIN + 12_345));
+        // Lengths either side of the threshold and of a 4 KiB block; parts of uneven sizes,
+        // some empty. Longer files first, so a shorter one reuses a dirtier scratch buffer.
+        let lens = [3 * PARTS_DIRECT_MIN + 12_345, PARTS_DIRECT_MIN + ALIGN, PARTS_DIRECT_MIN + 1];
+        let lens = lens.into_iter().chain([PARTS_DIRECT_MIN, PARTS_DIRECT_MIN - 1, ALIGN + 1, 1, 0]);
+        for len in lens {
+            let mut parts = vec![bytes::Bytes::new()];
+            let mut at = 0;
+            for size in [17usize, 0, 4093, 70_000, 1].into_iter().cycle() {
+                if at == len {
+                    break;
+                }
+                let end = (at + size).min(len);
+                parts.push(bytes.slice(at..end));
+                at = end;
+            }
+            let path = dir.path().join(format!("export-{len}.csv"));
+            write_parts(&path, &parts).unwrap();
+            let back = std::fs::read(&path).unwrap();
+            assert_eq!(back.len(), len);
+            assert!(back[..] == bytes[..len], "content of length {len}");
+        }
+    }
+
+    #[test]
+    fn an_unwritable_folder_is_an_error_not_a_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = OutputFile::create(&dir.path().join("missing/out.csv")).err().expect("no folder");
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    }
+}
