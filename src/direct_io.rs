@@ -1,17 +1,17 @@
 //! Writing local outputs around the page cache (`O_DIRECT`).
 //!
-//! A run writes its reports once and never reads them back (exports are cut from memory), yet
-//! a buffered write copies every byte into a newly allocated page-cache page first. On the
-//! virtual machines this job runs on, touching those fresh pages is slow: the guest hands free
-//! memory back to the host (free page reporting), so each new page is a trip to the host.
-//! `dd` wrote 4 GB to a new ext4 in 15-20 s of kernel CPU buffered and in 0.12 s of CPU
-//! (2.3 s wall) with `O_DIRECT`. At 30 M transaction lines the reports are about 13 GB. So a
-//! local report file is written with `O_DIRECT` in aligned 4 MiB blocks by a thread of its own
-//! (two blocks in turn: one filled while the other is on its way to the disk), and only its
-//! last partial block goes through the page cache. The larger export files
-//! ([`write_parts`]) are written direct too; a small one is cheaper buffered. Where the file
-//! system refuses `O_DIRECT` (at the open or at a write: some network and FUSE file systems)
-//! the file is written buffered; the bytes are the same either way.
+//! A run writes its reports once and seldom reads them back (exports are cut from memory, but for
+//! partner types with several programs), yet a buffered write copies every byte into a newly
+//! allocated page-cache page first. On the virtual machines this job runs on, touching those fresh
+//! pages is slow: the guest hands free memory back to the host (free page reporting), so each new
+//! page is a trip to the host. `dd` wrote 4 GB to a new ext4 in 15-20 s of kernel CPU buffered and
+//! in 0.12 s of CPU (2.3 s wall) with `O_DIRECT`. At 30 M transaction lines the reports are about
+//! 13 GB. So a local report file is written with `O_DIRECT` in aligned 4 MiB blocks by a thread of
+//! its own (two blocks in turn: one filled while the other is on its way to the disk), and only its
+//! last partial block goes through the page cache. The larger export files ([`write_parts`]) are
+//! written direct too; a small one is cheaper buffered. Where the file system refuses `O_DIRECT`
+//! (at the open or at a write: some network and FUSE file systems) the file is written buffered;
+//! the bytes are the same either way.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -96,6 +96,8 @@ pub struct DirectWriter {
     disk: Option<std::thread::JoinHandle<std::io::Result<()>>>,
     /// Bytes handed to the disk thread (a multiple of [`ALIGN`]).
     sent: u64,
+    /// Time spent waiting for the disk thread to give a block back (logged at the end).
+    waited: std::time::Duration,
 }
 
 impl DirectWriter {
@@ -135,6 +137,7 @@ impl DirectWriter {
             back,
             disk: Some(disk),
             sent: 0,
+            waited: std::time::Duration::ZERO,
         }))
     }
 
@@ -144,7 +147,10 @@ impl DirectWriter {
             self.made += 1;
             Block::new()
         } else {
-            match self.back.recv() {
+            let started = std::time::Instant::now();
+            let back = self.back.recv();
+            self.waited += started.elapsed();
+            match back {
                 Ok(b) => b,
                 Err(_) => return Err(self.disk_error()),
             }
@@ -178,14 +184,21 @@ impl DirectWriter {
             self.send()?;
         }
         self.to_disk = None;
+        let started = std::time::Instant::now();
         match self.disk.take().map(|h| h.join()) {
             Some(Ok(r)) => r?,
             Some(Err(_)) => return Err(std::io::Error::other("the direct-write thread panicked")),
             None => {}
         }
+        self.waited += started.elapsed();
         if !tail.is_empty() {
             std::fs::OpenOptions::new().write(true).open(&self.path)?.write_all_at(&tail, self.sent)?;
         }
+        tracing::debug!(
+            file = %self.path.display(),
+            waiting_for_disk_s = %format!("{:.1}", self.waited.as_secs_f64()),
+            "written direct"
+        );
         Ok(())
     }
 }

@@ -184,6 +184,9 @@ pub struct Written {
 pub struct FolderWriter {
     tx: Option<std::sync::mpsc::SyncSender<Vec<Folder>>>,
     threads: Vec<std::thread::JoinHandle<Result<Vec<Written>>>>,
+    /// Time senders spent waiting for room in the queue (logged at the end: the writers
+    /// holding up the rules).
+    waited: std::time::Duration,
 }
 
 impl FolderWriter {
@@ -193,7 +196,9 @@ impl FolderWriter {
         if folders.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let sent = self.tx.as_ref().map(|tx| tx.send(folders).is_ok());
+        self.waited += started.elapsed();
         if sent == Some(true) {
             return Ok(());
         }
@@ -203,7 +208,14 @@ impl FolderWriter {
 
     /// Waits for every queued folder to be written: the files written, or the first error.
     pub fn finish(mut self) -> Result<Vec<Written>> {
-        self.join()
+        let started = std::time::Instant::now();
+        let written = self.join();
+        tracing::debug!(
+            queue_full_s = %format!("{:.1}", self.waited.as_secs_f64()),
+            draining_s = %format!("{:.1}", started.elapsed().as_secs_f64()),
+            "export folders written"
+        );
+        written
     }
 
     fn join(&mut self) -> Result<Vec<Written>> {
@@ -419,7 +431,7 @@ impl Publication {
                 })
             })
             .collect();
-        FolderWriter { tx: Some(tx), threads }
+        FolderWriter { tx: Some(tx), threads, waited: std::time::Duration::ZERO }
     }
 
     /// Records files a [`FolderWriter`] wrote as this run's.
