@@ -256,33 +256,43 @@ fn open_direct(path: &Path) -> std::io::Result<Option<File>> {
 }
 
 thread_local! {
-    /// The aligned copy of a file [`write_parts`] writes direct, kept by its thread.
+    /// The aligned block [`write_parts`] copies a file through, kept by its thread.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Writes all of `parts`, in order, to a new file at `path`: direct from an aligned copy
-/// when they add up to [`PARTS_DIRECT_MIN`] bytes or more (the last partial block buffered),
-/// else with as few buffered system calls as it takes.
+/// Writes all of `parts`, in order, to a new file at `path`: direct, through an aligned block
+/// of the thread's (up to [`BLOCK`] bytes at a time), when they add up to [`PARTS_DIRECT_MIN`]
+/// bytes or more (the last partial 4 KiB buffered); else with as few buffered system calls as
+/// it takes.
 pub fn write_parts(path: &Path, parts: &[bytes::Bytes]) -> std::io::Result<()> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     if len >= PARTS_DIRECT_MIN
         && let Some(file) = open_direct(path)?
     {
         let direct: std::io::Result<()> = SCRATCH.with_borrow_mut(|scratch| {
-            if scratch.len() < len + ALIGN {
-                scratch.resize(len + ALIGN, 0);
+            if scratch.len() < BLOCK + ALIGN {
+                scratch.resize(BLOCK + ALIGN, 0);
             }
             let at = scratch.as_ptr().align_offset(ALIGN);
-            let mut end = at;
-            for p in parts {
-                scratch[end..end + p.len()].copy_from_slice(p);
-                end += p.len();
+            let block = &mut scratch[at..at + BLOCK];
+            let (mut filled, mut written) = (0, 0);
+            for part in parts {
+                let mut part = &part[..];
+                while !part.is_empty() {
+                    let n = part.len().min(BLOCK - filled);
+                    block[filled..filled + n].copy_from_slice(&part[..n]);
+                    (filled, part) = (filled + n, &part[n..]);
+                    if filled == BLOCK {
+                        (&file).write_all(block)?;
+                        (filled, written) = (0, written + BLOCK);
+                    }
+                }
             }
-            let aligned = len / ALIGN * ALIGN;
-            (&file).write_all(&scratch[at..at + aligned])?;
-            if aligned < len {
+            let aligned = filled / ALIGN * ALIGN;
+            (&file).write_all(&block[..aligned])?;
+            if aligned < filled {
                 let buffered = std::fs::OpenOptions::new().write(true).open(path)?;
-                buffered.write_all_at(&scratch[at + aligned..end], aligned as u64)?;
+                buffered.write_all_at(&block[aligned..filled], (written + aligned) as u64)?;
             }
             Ok(())
         });
@@ -366,10 +376,11 @@ mod tests {
     #[test]
     fn export_files_hold_their_parts_in_order_direct_or_not() {
         let dir = tempfile::tempdir().unwrap();
-        let bytes = bytes::Bytes::from(pattern(3 * PARTS_DIRECT_MIN + 12_345));
-        // Lengths either side of the threshold and of a 4 KiB block; parts of uneven sizes,
-        // some empty. Longer files first, so a shorter one reuses a dirtier scratch buffer.
-        let lens = [3 * PARTS_DIRECT_MIN + 12_345, PARTS_DIRECT_MIN + ALIGN, PARTS_DIRECT_MIN + 1];
+        let bytes = bytes::Bytes::from(pattern(2 * BLOCK + 12_345));
+        // Lengths either side of the threshold, of a 4 KiB block and of the copy's block;
+        // parts of uneven sizes, some empty. Longer files first, so a shorter one reuses a
+        // dirtier scratch buffer.
+        let lens = [2 * BLOCK + 12_345, BLOCK, BLOCK - 1, PARTS_DIRECT_MIN + ALIGN, PARTS_DIRECT_MIN + 1];
         let lens = lens.into_iter().chain([PARTS_DIRECT_MIN, PARTS_DIRECT_MIN - 1, ALIGN + 1, 1, 0]);
         for len in lens {
             let mut parts = vec![bytes::Bytes::new()];
