@@ -83,6 +83,25 @@ impl Block {
     fn data(&self) -> &[u8] {
         &self.raw[self.at..self.at + self.len]
     }
+
+    fn is_full(&self) -> bool {
+        self.len == BLOCK
+    }
+
+    /// Appends as much of `buf` as fits; returns how much that was.
+    fn push(&mut self, buf: &[u8]) -> usize {
+        let n = buf.len().min(BLOCK - self.len);
+        let start = self.at + self.len;
+        self.raw[start..start + n].copy_from_slice(&buf[..n]);
+        self.len += n;
+        n
+    }
+
+    /// How many bytes of the data a direct write may take: whole [`ALIGN`] units (the rest,
+    /// a file's last partial unit, is written buffered).
+    fn aligned_len(&self) -> usize {
+        self.len / ALIGN * ALIGN
+    }
 }
 
 /// Writes a file's full blocks with `O_DIRECT` from a thread of its own.
@@ -176,7 +195,7 @@ impl DirectWriter {
     }
 
     fn finish(mut self) -> std::io::Result<()> {
-        let aligned = self.current.len / ALIGN * ALIGN;
+        let aligned = self.current.aligned_len();
         let tail = self.current.data()[aligned..].to_vec();
         if aligned > 0 {
             self.current.len = aligned;
@@ -204,14 +223,10 @@ impl DirectWriter {
 
 impl Write for DirectWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.current.len == BLOCK {
+        if self.current.is_full() {
             self.send()?;
         }
-        let Block { raw, at, len } = &mut self.current;
-        let n = buf.len().min(BLOCK - *len);
-        raw[*at + *len..*at + *len + n].copy_from_slice(&buf[..n]);
-        *len += n;
-        Ok(n)
+        Ok(self.current.push(buf))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -256,7 +271,7 @@ fn open_direct(path: &Path) -> std::io::Result<Option<File>> {
 
 thread_local! {
     /// The aligned block [`write_parts`] copies a file through, kept by its thread.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH: std::cell::RefCell<Option<Block>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Writes all of `parts`, in order, to a new file at `path`: direct, through an aligned block
@@ -269,28 +284,23 @@ pub fn write_parts(path: &Path, parts: &[bytes::Bytes]) -> std::io::Result<()> {
         && let Some(file) = open_direct(path)?
     {
         let direct: std::io::Result<()> = SCRATCH.with_borrow_mut(|scratch| {
-            if scratch.len() < BLOCK + ALIGN {
-                scratch.resize(BLOCK + ALIGN, 0);
-            }
-            let at = scratch.as_ptr().align_offset(ALIGN);
-            let block = &mut scratch[at..at + BLOCK];
-            let (mut filled, mut written) = (0, 0);
+            let block = scratch.get_or_insert_with(Block::new);
+            block.len = 0;
+            let mut written = 0;
             for part in parts {
                 let mut part = &part[..];
                 while !part.is_empty() {
-                    let n = part.len().min(BLOCK - filled);
-                    block[filled..filled + n].copy_from_slice(&part[..n]);
-                    (filled, part) = (filled + n, &part[n..]);
-                    if filled == BLOCK {
-                        (&file).write_all(block)?;
-                        (filled, written) = (0, written + BLOCK);
+                    part = &part[block.push(part)..];
+                    if block.is_full() {
+                        (&file).write_all(block.data())?;
+                        (block.len, written) = (0, written + BLOCK);
                     }
                 }
             }
-            let aligned = filled / ALIGN * ALIGN;
-            (&file).write_all(&block[..aligned])?;
-            if aligned < filled {
-                write_buffered_at(path, &block[aligned..filled], (written + aligned) as u64)?;
+            let aligned = block.aligned_len();
+            (&file).write_all(&block.data()[..aligned])?;
+            if aligned < block.len {
+                write_buffered_at(path, &block.data()[aligned..], (written + aligned) as u64)?;
             }
             Ok(())
         });
