@@ -12,7 +12,7 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// A string held for the life of the process (see the module docs).
@@ -25,7 +25,59 @@ const SEGMENT: usize = 1 << 16;
 const CHUNK: usize = 1 << 20;
 const SHARDS: usize = 64;
 
-type Segment = Box<[OnceLock<&'static str>]>;
+type Segment = Box<[Slot]>;
+
+/// Where a handle's string is, in 8 bytes (an `OnceLock<&str>` takes 24, and a year of
+/// transaction ids is tens of millions of handles: 1.6 GB at 100 M). The string's address is
+/// in the low [`ADDRESS_BITS`] bits and its length above them; a string of [`LONG`] bytes or
+/// more is reached through a leaked `&'static str` instead, its length bits all ones. 0: the
+/// handle was not handed out.
+struct Slot(AtomicU64);
+
+/// User-space addresses fit in 48 bits on the 64-bit targets Linux runs (x86-64, AArch64).
+const ADDRESS_BITS: u32 = 48;
+const LONG: u64 = (1 << (64 - ADDRESS_BITS)) - 1;
+
+impl Slot {
+    fn set(&self, s: &'static str) {
+        let address = s.as_ptr() as usize as u64;
+        let packed = if s.len() < LONG as usize && address >> ADDRESS_BITS == 0 {
+            address | (s.len() as u64) << ADDRESS_BITS
+        } else {
+            let long: &'static &'static str = Box::leak(Box::new(s));
+            let address = long as *const &'static str as usize as u64;
+            assert!(address >> ADDRESS_BITS == 0, "heap addresses fit in {ADDRESS_BITS} bits");
+            address | LONG << ADDRESS_BITS
+        };
+        self.0
+            .compare_exchange(0, packed, Ordering::Release, Ordering::Relaxed)
+            .expect("each handle is handed out once");
+    }
+
+    fn get(&self) -> Option<&'static str> {
+        let packed = self.0.load(Ordering::Acquire);
+        let (address, len) = (packed & ((1 << ADDRESS_BITS) - 1), packed >> ADDRESS_BITS);
+        if packed == 0 {
+            None
+        } else if len == LONG {
+            // SAFETY: `set` stored the address of a leaked `&'static str` (never freed); the
+            // Release store and this Acquire load order its write before this read.
+            #[allow(unsafe_code)]
+            Some(unsafe { *(address as usize as *const &'static str) })
+        } else {
+            // SAFETY: `set` stored the address and length of a `&'static str` (arena chunks
+            // are leaked, never freed or written again), so the bytes are valid UTF-8 for the
+            // life of the process; the Release store and this Acquire load order them.
+            #[allow(unsafe_code)]
+            Some(unsafe {
+                std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                    address as usize as *const u8,
+                    len as usize,
+                ))
+            })
+        }
+    }
+}
 
 /// The handle -> string table: segments allocated as handles are handed out.
 static SEGMENTS: [OnceLock<Segment>; SEGMENT] = [const { OnceLock::new() }; SEGMENT];
@@ -64,8 +116,8 @@ impl Shard {
         let id =
             LAST.fetch_add(1, Ordering::Relaxed).checked_add(1).expect("fewer than 2^32 - 1 distinct texts");
         let (segment, slot) = (id as usize / SEGMENT, id as usize % SEGMENT);
-        let table = SEGMENTS[segment].get_or_init(|| (0..SEGMENT).map(|_| OnceLock::new()).collect());
-        table[slot].set(s).expect("each handle is handed out once");
+        let table = SEGMENTS[segment].get_or_init(|| (0..SEGMENT).map(|_| Slot(AtomicU64::new(0))).collect());
+        table[slot].set(s);
         Text(NonZeroU32::new(id).expect("ids start at 1"))
     }
 }
@@ -224,6 +276,18 @@ mod tests {
         assert_eq!(h(a), h(c), "hashing is the string's");
         assert!(Text::new("A") < Text::fresh("B"));
         assert_eq!(Text::new(""), Text::fresh(""));
+    }
+
+    #[test]
+    fn strings_of_every_length_class_read_back() {
+        // Around the longest length packed beside the address, and the empty string.
+        for len in [0, 1, LONG as usize - 1, LONG as usize, LONG as usize + 1, 3 * LONG as usize] {
+            let s: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let (a, b) = (Text::new(&s), Text::fresh(&s));
+            assert_eq!((a.as_str(), b.as_str()), (s.as_str(), s.as_str()), "length {len}");
+            assert_eq!(Text::from_handle(b.handle()).map(Text::as_str), Some(s.as_str()));
+        }
+        assert!(Text::from_handle(u32::MAX).is_none(), "not handed out");
     }
 
     #[test]
