@@ -959,7 +959,7 @@ fn check_fx_rate(r: &mut RowCheck) -> Option<FxRate> {
 
 fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> Option<Transaction> {
     let shared = Text::new;
-    let transaction_id = r.id(0);
+    let transaction_id = r.id_str(0);
     let transaction_date = r.date(1);
     if let Some(d) = transaction_date
         && d > delivered
@@ -968,7 +968,7 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
     }
     let transaction_type = r.one_of(2, &TransactionType::VALUES, Code::BadEnum);
     let original_transaction_id = match transaction_type {
-        Some(TransactionType::Refund) => r.id(3),
+        Some(TransactionType::Refund) => r.id_str(3),
         Some(TransactionType::Sale) if !r.is_empty(3) => {
             r.fail(3, Code::UnexpectedValue);
             None
@@ -1011,11 +1011,11 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
         return None;
     }
     Some(Transaction {
-        transaction_id: Text::fresh(&transaction_id?),
+        transaction_id: Text::fresh(transaction_id?),
         transaction_date: transaction_date?,
         transaction_type: transaction_type?,
         original_transaction_id: match transaction_type? {
-            TransactionType::Refund => Some(Text::fresh(&original_transaction_id?)),
+            TransactionType::Refund => Some(Text::fresh(original_transaction_id?)),
             TransactionType::Sale => None,
         },
         reseller_id: reseller_id?,
