@@ -115,6 +115,7 @@ fn prepare(opts: &Options) -> Result<Prepared> {
 }
 
 fn ingest(p: &Prepared, opts: &Options) -> Result<Ingest> {
+    crate::allocator::reuse_freed_memory_until_collected();
     let ingest = feeds::validate::ingest_spilling(
         &p.input,
         &p.landing,
@@ -249,7 +250,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     );
     let Staging { outputs, mut written, .. } = staging;
     let (inputs, ignored, skipped, totals) = Manifest::inputs(&ingest);
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         run_date: d.to_string(),
         run_id,
         published_from: publication.staging().to_string(),
@@ -269,7 +270,12 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         totals,
     };
     let path = crate::publish::manifest_path(d);
-    publication.write(&path, &manifest.to_json())?;
+    let mut file = publication.create(&path)?;
+    for part in manifest.to_json_parts() {
+        std::io::Write::write_all(&mut file, &part)
+            .map_err(|e| Error::Write { path: path.clone(), reason: e.to_string() })?;
+    }
+    publication.finish(file)?;
     written.push(path);
     progress.stage("publishing");
     publication.commit()?;

@@ -394,48 +394,6 @@ fn list_local(root: &FsPath, dir: &FsPath, out: &mut Vec<Entry>) -> std::io::Res
     Ok(())
 }
 
-/// A file opened for reading in ranges (parquet): a local file, or an object read with ranged
-/// GETs, never buffered whole.
-pub enum RangeFile {
-    Local(std::fs::File),
-    Remote { store: Arc<dyn ObjectStore>, path: Path, len: u64 },
-}
-
-impl parquet::file::reader::Length for RangeFile {
-    fn len(&self) -> u64 {
-        match self {
-            RangeFile::Local(f) => parquet::file::reader::Length::len(f),
-            RangeFile::Remote { len, .. } => *len,
-        }
-    }
-}
-
-impl parquet::file::reader::ChunkReader for RangeFile {
-    type T = Box<dyn std::io::Read + Send>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        match self {
-            RangeFile::Local(f) => Ok(Box::new(parquet::file::reader::ChunkReader::get_read(f, start)?)),
-            RangeFile::Remote { len, .. } => {
-                let length = usize::try_from(len.saturating_sub(start)).unwrap_or(usize::MAX);
-                Ok(Box::new(bytes::Buf::reader(self.get_bytes(start, length)?)))
-            }
-        }
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        match self {
-            RangeFile::Local(f) => parquet::file::reader::ChunkReader::get_bytes(f, start, length),
-            RangeFile::Remote { store, path, .. } => {
-                let (store, path) = (store.clone(), path.clone());
-                runtime()
-                    .block_on(async move { store.get_range(&path, start..start + length as u64).await })
-                    .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
-            }
-        }
-    }
-}
-
 /// A blocking reader over an object's byte stream.
 struct StreamReader {
     stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
@@ -478,15 +436,13 @@ impl Store {
         }
     }
 
-    /// `rel` for reading in ranges (parquet); `size` as listed.
-    pub fn range_file(&self, rel: &str, size: u64) -> Result<RangeFile> {
+    /// `rel` read whole, once (parquet, whose footer comes last): a local file around the page
+    /// cache where the file system allows it, an object in one request.
+    pub fn read_whole(&self, rel: &str) -> Result<Bytes> {
         match &self.backend {
-            Backend::Local(root) => std::fs::File::open(root.join(rel))
-                .map(RangeFile::Local)
+            Backend::Local(root) => crate::direct_io::read_whole(&root.join(rel))
                 .map_err(|e| Error::unreadable(self.display(rel), format!("cannot read: {e}"))),
-            Backend::Remote(store) => {
-                Ok(RangeFile::Remote { store: store.clone(), path: object_path(rel)?, len: size })
-            }
+            Backend::Remote(_) => self.get(rel),
         }
     }
 }

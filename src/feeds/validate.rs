@@ -236,24 +236,16 @@ impl<R: std::io::Read> std::io::Read for Hashing<R> {
     }
 }
 
-/// SHA-256 of a whole stream, read in pieces.
-fn sha256_of(reader: impl std::io::Read) -> std::io::Result<String> {
-    let mut h = Hashing { inner: reader, hasher: Sha256::new() };
-    std::io::copy(&mut h, &mut std::io::sink())?;
-    Ok(hex(&h.hasher.finalize()))
-}
-
-/// Reads one delivery without holding it whole: CSV streams through the parser and the hash
-/// in one pass; parquet is read in ranges (and streamed once for its hash).
+/// Reads one delivery: CSV streams through the parser and the hash in one pass, never held
+/// whole; a parquet file is read whole, once, for its hash and its rows (its rows, held as
+/// text until checked, take more memory than its compressed bytes).
 fn load<'a>(store: &Store, file: &'a DeliveryFile) -> Result<Loaded<'a>> {
     let unreadable = |reason: String| Error::unreadable(store.display(&file.path), reason);
     let (raw, sha256) = match file.format {
         Format::Parquet => {
-            let raw =
-                read_parquet(file.feed, store.range_file(&file.path, file.size)?).map_err(unreadable)?;
-            let sha =
-                sha256_of(store.reader(&file.path)?).map_err(|e| unreadable(format!("cannot read: {e}")))?;
-            (raw, sha)
+            let bytes = store.read_whole(&file.path)?;
+            let sha = sha256_hex(&bytes);
+            (read_parquet(file.feed, bytes).map_err(unreadable)?, sha)
         }
         Format::Csv | Format::CsvGz => {
             let mut hashing = Hashing { inner: store.reader(&file.path)?, hasher: Sha256::new() };
