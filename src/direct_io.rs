@@ -372,7 +372,8 @@ pub fn write_parts(path: &Path, parts: &[bytes::Bytes]) -> std::io::Result<u64> 
 /// The drop trails the writes by `lag` bytes, more than the kernel keeps dirty before it
 /// starts writing back (a tenth of the memory by default), so that it finds clean pages: a
 /// dirty page is not dropped but sent to the disk early, in a small write of its own (a lag
-/// a third as long cost more than no drop-behind at all).
+/// a third as long cost more than no drop-behind at all). The price is the paths of the files
+/// held: about 0.1 GB at most over eight writers (one path per 4 KiB page held).
 pub struct DropBehind {
     lag: u64,
     held: u64,
