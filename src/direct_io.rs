@@ -248,20 +248,24 @@ impl Drop for DirectWriter {
 /// once (100 000 files of 9 000 bytes took 5.9 s of kernel CPU direct, 3.4 s buffered).
 const PARTS_DIRECT_MIN: usize = 32 << 10;
 
-/// Opens `path` for writing with `O_DIRECT`: `None` where the file system refuses it.
+/// Opens `path` for writing with `O_DIRECT` (a new file, or one truncated): `None` where the
+/// file system refuses it.
 fn open_direct(path: &Path) -> std::io::Result<Option<File>> {
+    open_with_direct(std::fs::OpenOptions::new().write(true).create(true).truncate(true), path)
+}
+
+/// Opens `path` as `options` say, with `O_DIRECT`: `None` where the file system refuses it.
+fn open_with_direct(options: &mut std::fs::OpenOptions, path: &Path) -> std::io::Result<Option<File>> {
     #[cfg(target_os = "linux")]
     let opened = {
         use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
+        options.custom_flags(libc::O_DIRECT).open(path)
     };
     #[cfg(not(target_os = "linux"))]
-    let opened: std::io::Result<File> = Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    let opened: std::io::Result<File> = {
+        let _ = options;
+        Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+    };
     match opened {
         Ok(f) => Ok(Some(f)),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
@@ -273,17 +277,8 @@ fn open_direct(path: &Path) -> std::io::Result<Option<File>> {
 /// delivery is read once: cached, its pages would only be one more copy, in memory that is
 /// slow to touch the first time), else buffered.
 pub fn read_whole(path: &Path) -> std::io::Result<bytes::Bytes> {
-    #[cfg(target_os = "linux")]
-    let opened = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path)
-    };
-    #[cfg(not(target_os = "linux"))]
-    let opened: std::io::Result<File> = Err(std::io::Error::from_raw_os_error(libc::EINVAL));
-    let file = match opened {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return std::fs::read(path).map(Into::into),
-        Err(e) => return Err(e),
+    let Some(file) = open_with_direct(std::fs::OpenOptions::new().read(true), path)? else {
+        return std::fs::read(path).map(Into::into);
     };
     // Room for the file as it is now and one block more, from an aligned offset: a file that
     // fills it grew meanwhile, and is read again, buffered.
