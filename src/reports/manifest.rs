@@ -120,7 +120,7 @@ impl Manifest {
         let close = shell
             .windows(EMPTY_OUTPUTS.len())
             .position(|w| w == EMPTY_OUTPUTS)
-            .expect("the manifest has outputs")
+            .expect("the manifest has an outputs key")
             + EMPTY_OUTPUTS.len()
             - 1;
         let entries: Vec<(&String, &Output)> = self.outputs.iter().collect();
