@@ -196,7 +196,7 @@ pub fn main() -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("incentives: {e}");
+            eprintln!("incentives: {}", e.report());
             if let Error::UnreadableFile { .. } = e {
                 eprintln!("incentives: (use --keep-going to skip files that cannot be read)");
             }
@@ -237,7 +237,7 @@ fn generate(g: &GenerateArgs, quiet: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("incentives: {e}");
+            eprintln!("incentives: {}", e.report());
             e.exit_code()
         }
     }

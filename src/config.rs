@@ -101,7 +101,7 @@ pub fn load_programs(store: &Store) -> Result<Vec<Program>> {
     let mut programs = Vec::new();
     let mut ids: Vec<(String, &str)> = Vec::new();
     for file in &files {
-        let bytes = store.get(file).map_err(|e| Error::config(e.to_string()))?;
+        let bytes = store.get(file).map_err(|e| Error::config(e.report()))?;
         match parse_program(file, &bytes) {
             Ok(p) => {
                 ids.push((p.id.clone(), file));

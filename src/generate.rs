@@ -170,7 +170,9 @@ fn table_file(format: FileFormat, header: &[&str], rows: &[Vec<String>]) -> Resu
                     (*h, a)
                 })
                 .collect();
-            write_parquet(RecordBatch::try_from_iter(cols).map_err(|e| Error::Internal(e.to_string()))?)
+            write_parquet(
+                RecordBatch::try_from_iter(cols).map_err(|e| Error::internal_from("record batch", e))?,
+            )
         }
     }
 }
@@ -179,7 +181,7 @@ fn write_parquet(batch: RecordBatch) -> Result<Vec<u8>> {
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .build();
-    let fail = |e: parquet::errors::ParquetError| Error::Internal(format!("parquet: {e}"));
+    let fail = |e: parquet::errors::ParquetError| Error::internal_from("parquet", e);
     let mut w =
         parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(fail)?;
     w.write(&batch).map_err(fail)?;
@@ -234,7 +236,9 @@ fn transactions_file(format: FileFormat, rows: &[Row]) -> Result<Vec<u8>> {
                     (*h, a)
                 })
                 .collect();
-            write_parquet(RecordBatch::try_from_iter(cols).map_err(|e| Error::Internal(e.to_string()))?)
+            write_parquet(
+                RecordBatch::try_from_iter(cols).map_err(|e| Error::internal_from("record batch", e))?,
+            )
         }
     }
 }

@@ -31,23 +31,36 @@ const LOCK_TTL_HOURS: i64 = 6;
 /// above the 2-2.4 GB a 24 GiB machine keeps dirty before writing back.
 const DROP_BEHIND_LAG: u64 = 3 << 30;
 
-/// Test hook for the crash and fault tests: `INCENTIVES_TEST_KILL_AT=N` makes the process
-/// SIGKILL itself at the N-th checkpoint of publishing (1 = after the first staged file);
-/// `INCENTIVES_TEST_KILL_AT=N:PID` stops process PID instead (a storage server, with SIGTERM).
+/// Test hook for the crash and fault tests, compiled into debug builds only (the binary that
+/// `cargo test` runs; a release build has the empty function below):
+/// `INCENTIVES_TEST_KILL_AT=N` makes the process SIGKILL itself at the N-th checkpoint of
+/// publishing (1 = after the first staged file); `INCENTIVES_TEST_KILL_AT=N:PID` stops process
+/// PID instead (a storage server, with SIGTERM). The variable is read once per process.
+#[cfg(debug_assertions)]
 fn checkpoint(counter: &std::sync::atomic::AtomicU32) {
+    static KILL_AT: std::sync::OnceLock<Option<(u32, String)>> = std::sync::OnceLock::new();
     let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    let Ok(spec) = std::env::var("INCENTIVES_TEST_KILL_AT") else { return };
-    let (at, pid) = spec.split_once(':').unwrap_or((&spec, ""));
-    if at.parse() != Ok(n) {
+    let kill_at = KILL_AT.get_or_init(|| {
+        let spec = std::env::var("INCENTIVES_TEST_KILL_AT").ok()?;
+        let (at, pid) = spec.split_once(':').unwrap_or((&spec, ""));
+        Some((at.parse().ok()?, pid.to_string()))
+    });
+    let Some((at, pid)) = kill_at else { return };
+    if *at != n {
         return;
     }
     let me = std::process::id().to_string();
-    let (signal, target) = if pid.is_empty() { ("-KILL", me.as_str()) } else { ("-TERM", pid) };
+    let (signal, target) = if pid.is_empty() { ("-KILL", me.as_str()) } else { ("-TERM", pid.as_str()) };
     let _ = std::process::Command::new("kill").args([signal, target]).status();
     if pid.is_empty() {
         std::thread::sleep(std::time::Duration::from_secs(10));
     }
 }
+
+/// Release builds carry no test hook.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+fn checkpoint(_: &std::sync::atomic::AtomicU32) {}
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -208,7 +221,7 @@ impl FolderWriter {
             return Ok(());
         }
         // Every writer has stopped: one of them failed.
-        self.join().and_then(|_| Err(Error::Internal("the folder writers stopped early".into())))
+        self.join().and_then(|_| Err(Error::internal("the folder writers stopped early")))
     }
 
     /// Waits for every queued folder to be written: the files written, or the first error.
@@ -234,7 +247,7 @@ impl FolderWriter {
                     first_error.get_or_insert(e);
                 }
                 Err(_) => {
-                    first_error.get_or_insert(Error::Internal("a folder writer panicked".into()));
+                    first_error.get_or_insert(Error::internal("a folder writer panicked"));
                 }
             }
         }
@@ -266,14 +279,14 @@ fn write_folder(
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
             other => other,
         };
-        made.map_err(|e| Error::Write { path: path.display().to_string(), reason: e.to_string() })?;
+        made.map_err(Error::io("cannot create folder", path.display()))?;
     }
     for (rel, rows, parts) in &folder.files {
         match root {
             Some(root) => {
                 let path = root.join(rel);
                 let cached = crate::direct_io::write_parts(&path, parts)
-                    .map_err(|e| Error::Write { path: path.display().to_string(), reason: e.to_string() })?;
+                    .map_err(Error::io("writing", path.display()))?;
                 behind.wrote(path, cached);
             }
             None => store.put(&format!("{staging}/{rel}"), &parts.concat())?,
@@ -449,14 +462,15 @@ impl Publication {
         let sink = match self.store.local_root() {
             Some(root) => {
                 let path = root.join(&staged);
-                let io = |e: std::io::Error| Error::Write {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                };
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(io)?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(Error::io("cannot create folder", parent.display()))?;
                 }
-                Sink::Local(crate::direct_io::OutputFile::create(&path).map_err(io)?, path)
+                Sink::Local(
+                    crate::direct_io::OutputFile::create(&path)
+                        .map_err(Error::io("creating", path.display()))?,
+                    path,
+                )
             }
             None => Sink::Memory(Vec::new()),
         };
@@ -472,7 +486,7 @@ impl Publication {
                 let path = root.join(&staged);
                 std::fs::File::open(&path)
                     .map(Staged::File)
-                    .map_err(|e| Error::Storage(format!("reading back {}: {e}", path.display())))
+                    .map_err(Error::io("reading back", path.display()))
             }
             None => self.store.get(&staged).map(Staged::Bytes),
         }
@@ -483,10 +497,7 @@ impl Publication {
         let StagedFile { rel, staged, sink, hasher } = file;
         match sink {
             Sink::Local(w, path) => {
-                w.finish().map_err(|e: std::io::Error| Error::Write {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
+                w.finish().map_err(Error::io("writing", path.display()))?;
             }
             Sink::Memory(bytes) => self.store.put(&staged, &bytes)?,
         }
@@ -516,10 +527,7 @@ impl Publication {
     }
 
     fn commit_local(&mut self, root: &std::path::Path) -> Result<()> {
-        let io = |path: &std::path::Path, what: &str| {
-            let (path, what) = (path.display().to_string(), what.to_string());
-            move |e: std::io::Error| Error::Write { path, reason: format!("{what}: {e}") }
-        };
+        let io = |path: &std::path::Path, action| Error::io(action, path.display().to_string());
         let date = self.date.to_string();
         for entry in self.entries() {
             let link = root.join(&entry);
@@ -603,10 +611,7 @@ impl Publication {
 /// Makes `link` a symbolic link to `target`, unless it already is one. A real folder found
 /// there (outputs of a version before atomic publishing) is moved under `_runs/legacy/`.
 fn ensure_link(root: &std::path::Path, link: &std::path::Path, target: &str) -> Result<()> {
-    let io = |what: &str| {
-        let (path, what) = (link.display().to_string(), what.to_string());
-        move |e: std::io::Error| Error::Write { path, reason: format!("{what}: {e}") }
-    };
+    let io = |action| Error::io(action, link.display());
     match std::fs::symlink_metadata(link) {
         Ok(m) if m.file_type().is_symlink() => {
             if std::fs::read_link(link).map(|t| t == std::path::Path::new(target)).unwrap_or(false) {

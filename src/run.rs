@@ -229,7 +229,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             }
         }
         writer::Run::read(&staged[k], &w.segments, programs, positions(run))
-            .map_err(|e| Error::Storage(format!("reading back {}: {e}", w.csv.0)))
+            .map_err(Error::io("reading back", &w.csv.0))
     };
     let file_of = |run: &writer::Run, k: usize, i: usize| {
         run.cut(&exported[k].1.segments, i as u32, exporter.header(k))
@@ -272,8 +272,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let path = crate::publish::manifest_path(d);
     let mut file = publication.create(&path)?;
     for part in manifest.to_json_parts() {
-        std::io::Write::write_all(&mut file, &part)
-            .map_err(|e| Error::Write { path: path.clone(), reason: e.to_string() })?;
+        std::io::Write::write_all(&mut file, &part).map_err(Error::io("writing", &path))?;
     }
     publication.finish(file)?;
     written.push(path);
@@ -489,7 +488,7 @@ fn write_reports<'a>(
         for &(p, i) in reports[k].1.segments.keys() {
             let (program, partner) = (plan.programs[p as usize], plan.partner(i as usize));
             if early[i as usize] && program.partner_type != partner.partner_type {
-                return Err(Error::Internal(format!(
+                return Err(Error::internal(format!(
                     "{}: partner {} has rows in program {}, not of its type",
                     Report::ALL[k].name(),
                     partner.partner_id,

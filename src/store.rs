@@ -111,7 +111,11 @@ pub fn percent_decode(s: &str) -> String {
 
 /// An object path from a `/`-separated relative path, kept as written (no re-encoding).
 fn object_path(rel: &str) -> Result<Path> {
-    Path::parse(rel).map_err(|e| Error::Storage(format!("'{rel}' is not a valid object path: {e}")))
+    Path::parse(rel).map_err(|e| Error::ObjectStore {
+        action: "making an object path of",
+        location: format!("'{rel}'"),
+        source: e.into(),
+    })
 }
 
 impl Store {
@@ -133,10 +137,15 @@ impl Store {
         };
         let dir = FsPath::new(&local);
         if create {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Storage(format!("cannot create folder '{local}': {e}")))?;
+            std::fs::create_dir_all(dir).map_err(Error::io("cannot create folder", format!("'{local}'")))?;
         } else if !dir.is_dir() {
-            return Err(Error::Storage(format!("'{uri}' is not a folder")));
+            let kind =
+                if dir.exists() { std::io::ErrorKind::NotADirectory } else { std::io::ErrorKind::NotFound };
+            return Err(Error::Io {
+                action: "opening",
+                path: format!("'{uri}'"),
+                source: std::io::Error::new(kind, "not a folder"),
+            });
         }
         Ok(Store {
             backend: Backend::Local(dir.to_path_buf()),
@@ -196,8 +205,8 @@ impl Store {
         if rel.is_empty() { self.display.clone() } else { format!("{}/{}", self.display, rel) }
     }
 
-    fn remote_error(&self, what: &str, rel: &str, e: object_store::Error) -> Error {
-        Error::Storage(format!("{what} {}: {e}", self.display(rel)))
+    fn remote_error(&self, action: &'static str, rel: &str, source: object_store::Error) -> Error {
+        Error::ObjectStore { action, location: self.display(rel), source }
     }
 
     /// Every file under `rel` (recursively), sorted by path.
@@ -206,7 +215,7 @@ impl Store {
             Backend::Local(root) => {
                 let mut out = Vec::new();
                 list_local(root, &root.join(rel), &mut out)
-                    .map_err(|e| Error::Storage(format!("listing {}: {e}", self.display(rel))))?;
+                    .map_err(Error::io("listing", self.display(rel)))?;
                 out
             }
             Backend::Remote(store) => {
@@ -227,12 +236,12 @@ impl Store {
         match &self.backend {
             Backend::Local(root) => std::fs::read(root.join(rel))
                 .map(Bytes::from)
-                .map_err(|e| Error::unreadable(self.display(rel), format!("cannot read: {e}"))),
+                .map_err(|e| Error::unreadable_from(self.display(rel), e)),
             Backend::Remote(store) => {
                 let (store, path) = (store.clone(), object_path(rel)?);
                 runtime()
                     .block_on(async move { store.get(&path).await?.bytes().await })
-                    .map_err(|e| Error::unreadable(self.display(rel), format!("cannot read: {e}")))
+                    .map_err(|e| Error::unreadable_from(self.display(rel), e))
             }
         }
     }
@@ -243,7 +252,7 @@ impl Store {
             Backend::Local(root) => match std::fs::read(root.join(rel)) {
                 Ok(b) => Ok(Some((Bytes::from(b), Version(None)))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::Storage(format!("reading {}: {e}", self.display(rel)))),
+                Err(e) => Err(Error::io("reading", self.display(rel))(e)),
             },
             Backend::Remote(store) => {
                 let (store, path) = (store.clone(), object_path(rel)?);
@@ -289,25 +298,28 @@ impl Store {
     }
 
     fn put_mode(&self, rel: &str, bytes: &[u8], mode: PutMode) -> Result<bool> {
-        let write_err = |reason: String| Error::Write { path: self.display(rel), reason };
         match &self.backend {
             Backend::Local(root) => {
                 let path = root.join(rel);
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| write_err(e.to_string()))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(Error::io("cannot create the folder of", self.display(rel)))?;
                 }
                 if matches!(mode, PutMode::Create) {
                     use std::io::Write;
                     return match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                        Ok(mut f) => f.write_all(bytes).map(|_| true).map_err(|e| write_err(e.to_string())),
+                        Ok(mut f) => {
+                            f.write_all(bytes).map(|_| true).map_err(Error::io("writing", self.display(rel)))
+                        }
                         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                        Err(e) => Err(write_err(e.to_string())),
+                        Err(e) => Err(Error::io("creating", self.display(rel))(e)),
                     };
                 }
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-                std::fs::write(&tmp, bytes).map_err(|e| write_err(e.to_string()))?;
-                std::fs::rename(&tmp, &path).map_err(|e| write_err(e.to_string()))?;
+                std::fs::write(&tmp, bytes).map_err(Error::io("writing", tmp.display()))?;
+                std::fs::rename(&tmp, &path)
+                    .map_err(Error::io("cannot move into place", self.display(rel)))?;
                 Ok(true)
             }
             Backend::Remote(store) => {
@@ -328,7 +340,7 @@ impl Store {
                     Err(
                         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
                     ) => Ok(false),
-                    Err(e) => Err(write_err(e.to_string())),
+                    Err(e) => Err(self.remote_error("writing", rel, e)),
                 }
             }
         }
@@ -338,8 +350,8 @@ impl Store {
     pub fn copy(&self, from: &str, to: &str) -> Result<()> {
         match &self.backend {
             Backend::Local(root) => {
-                let bytes = std::fs::read(root.join(from))
-                    .map_err(|e| Error::Storage(format!("reading {from}: {e}")))?;
+                let bytes =
+                    std::fs::read(root.join(from)).map_err(Error::io("reading", self.display(from)))?;
                 self.put(to, &bytes)
             }
             Backend::Remote(store) => {
@@ -356,7 +368,7 @@ impl Store {
         match &self.backend {
             Backend::Local(root) => match std::fs::remove_file(root.join(rel)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(Error::Storage(format!("deleting {}: {e}", self.display(rel))))
+                    Err(Error::io("deleting", self.display(rel))(e))
                 }
                 _ => Ok(()),
             },
@@ -420,17 +432,16 @@ impl std::io::Read for StreamReader {
 impl Store {
     /// `rel` as a stream of bytes (CSV, gzip): read once, front to back, never buffered whole.
     pub fn reader(&self, rel: &str) -> Result<Box<dyn std::io::Read + Send>> {
-        let unreadable =
-            |e: &dyn std::fmt::Display| Error::unreadable(self.display(rel), format!("cannot read: {e}"));
         match &self.backend {
-            Backend::Local(root) => {
-                Ok(Box::new(std::fs::File::open(root.join(rel)).map_err(|e| unreadable(&e))?))
-            }
+            Backend::Local(root) => Ok(Box::new(
+                std::fs::File::open(root.join(rel))
+                    .map_err(|e| Error::unreadable_from(self.display(rel), e))?,
+            )),
             Backend::Remote(store) => {
                 let (store, path) = (store.clone(), object_path(rel)?);
                 let stream = runtime()
                     .block_on(async move { store.get(&path).await.map(|r| r.into_stream()) })
-                    .map_err(|e| unreadable(&e))?;
+                    .map_err(|e| Error::unreadable_from(self.display(rel), e))?;
                 Ok(Box::new(StreamReader { stream, current: Bytes::new() }))
             }
         }
@@ -441,7 +452,7 @@ impl Store {
     pub fn read_whole(&self, rel: &str) -> Result<Bytes> {
         match &self.backend {
             Backend::Local(root) => crate::direct_io::read_whole(&root.join(rel))
-                .map_err(|e| Error::unreadable(self.display(rel), format!("cannot read: {e}"))),
+                .map_err(|e| Error::unreadable_from(self.display(rel), e)),
             Backend::Remote(_) => self.get(rel),
         }
     }

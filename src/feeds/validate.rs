@@ -197,7 +197,7 @@ pub fn ingest_spilling(
     });
     for f in &ingest.files {
         if f.rows != f.accepted + f.rejected {
-            return Err(Error::Internal(format!(
+            return Err(Error::internal(format!(
                 "{}: {} rows read but {} accepted + {} rejected",
                 f.path, f.rows, f.accepted, f.rejected
             )));
@@ -214,7 +214,8 @@ fn skip_or_fail<T>(
 ) -> Result<Option<T>> {
     match result {
         Ok(t) => Ok(Some(t)),
-        Err((file, Error::UnreadableFile { reason, .. })) if keep_going => {
+        Err((file, e @ Error::UnreadableFile { .. })) if keep_going => {
+            let reason = e.unreadable_reason().expect("an unreadable file's error");
             skipped.push(Skipped { feed: file.feed, path: file.path.clone(), reason });
             Ok(None)
         }
@@ -317,7 +318,7 @@ enum Accepted {
 }
 
 fn spill_error(e: std::io::Error) -> Error {
-    Error::Storage(format!("spilling accepted transactions to local disk: {e}"))
+    Error::Io { action: "spilling accepted transactions to", path: "local disk".into(), source: e }
 }
 
 impl Accepted {
@@ -591,9 +592,8 @@ impl Validator {
         let _ = held.try_reserve(expected);
         let mut accepted = match spill.as_ref().filter(|s| expected as u64 > s.above_rows) {
             Some(s) => {
-                let spill = crate::feeds::spill::Spill::new(&s.dir).map_err(|e| {
-                    Error::Storage(format!("cannot make a spill file in {}: {e}", s.dir.display()))
-                })?;
+                let spill = crate::feeds::spill::Spill::new(&s.dir)
+                    .map_err(|e| Error::io("cannot make a spill file in", s.dir.display())(e))?;
                 tracing::info!(expected_rows = expected, dir = %s.dir.display(), "spilling accepted transactions");
                 Accepted::Spilled(spill)
             }

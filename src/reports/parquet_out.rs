@@ -43,7 +43,7 @@ fn array(name: &str, values: &Values) -> Result<(DataType, ArrayRef)> {
             check_fits(name, *scale, values.iter().flatten().copied())?;
             let a = Decimal128Array::from(values.clone())
                 .with_precision_and_scale(18, *scale as i8)
-                .map_err(|e| Error::Internal(format!("decimal column: {e}")))?;
+                .map_err(|e| Error::internal_from("decimal column", e))?;
             (a.data_type().clone(), Arc::new(a))
         }
         Values::Date(v) => {
@@ -111,7 +111,7 @@ pub mod columns {
         check_fits(name, scale, values.iter().copied())?;
         let a = Decimal128Array::from(values)
             .with_precision_and_scale(18, scale as i8)
-            .map_err(|e| Error::Internal(format!("decimal column: {e}")))?;
+            .map_err(|e| Error::internal_from("decimal column", e))?;
         Ok(Arc::new(a))
     }
 }
@@ -135,7 +135,8 @@ pub fn record_batch(schema: &Arc<Schema>, table: &Table) -> Result<RecordBatch> 
 
 /// A batch of `arrays` under `schema` (of report `name`).
 pub fn batch(schema: &Arc<Schema>, name: &str, arrays: Vec<ArrayRef>) -> Result<RecordBatch> {
-    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::Internal(format!("{name}: {e}")))
+    RecordBatch::try_new(schema.clone(), arrays)
+        .map_err(|e| Error::internal_from(format!("record batch of {name}"), e))
 }
 
 /// A parquet file written a chunk (a [`Table`] of the same columns) at a time; row groups
@@ -176,7 +177,7 @@ impl<W: std::io::Write + Send> ParquetSink<W> {
         }
         let props = props.build();
         let writer = ArrowWriter::try_new(out, schema.clone(), Some(props))
-            .map_err(|e| Error::Internal(format!("parquet {}: {e}", shape.name)))?;
+            .map_err(|e| Error::internal_from(format!("parquet writer of {}", shape.name), e))?;
         Ok(ParquetSink { name: shape.name, schema, writer })
     }
 
@@ -196,15 +197,18 @@ impl<W: std::io::Write + Send> ParquetSink<W> {
 
     pub fn close(self) -> Result<W> {
         let name = self.name;
-        self.writer.into_inner().map_err(|e| Error::Internal(format!("parquet {name}: {e}")))
+        self.writer.into_inner().map_err(|e| Error::internal_from(format!("parquet {name}"), e))
     }
 
     fn fail(&self, e: parquet::errors::ParquetError) -> Error {
         match e {
-            parquet::errors::ParquetError::External(e) => {
-                Error::Storage(format!("writing the parquet file of {}: {e}", self.name))
-            }
-            e => Error::Internal(format!("parquet {}: {e}", self.name)),
+            // The sink's own error (the disk, the network): an infrastructure failure.
+            parquet::errors::ParquetError::External(e) => Error::Io {
+                action: "writing the parquet file of",
+                path: self.name.into(),
+                source: std::io::Error::other(e),
+            },
+            e => Error::internal_from(format!("parquet {}", self.name), e),
         }
     }
 }

@@ -144,7 +144,7 @@ impl<'r, 'a> Source<'r, 'a> {
             let position = match last {
                 Some((lp, lpartner, position)) if lp == p && same(lpartner, partner) => position,
                 _ => self.partners.binary_search(&partner).map_err(|_| {
-                    crate::error::Error::Internal(format!(
+                    crate::error::Error::internal(format!(
                         "{}: partner {partner} is not accepted",
                         self.report.name()
                     ))

@@ -207,7 +207,7 @@ impl ReportWriter {
         let parquet = parquet_out::ParquetSink::new(shape, metadata, publication.create(&parquet_path)?)?;
         let mut header = Vec::new();
         csv_out::header(shape, &mut header);
-        csv.write_all(&header).map_err(|e| Error::Write { path: csv_path.clone(), reason: e.to_string() })?;
+        csv.write_all(&header).map_err(Error::io("writing", &csv_path))?;
         Ok(ReportWriter {
             name: shape.name,
             csv_path,
@@ -230,14 +230,13 @@ impl ReportWriter {
     pub fn write(&mut self, encoded: &[Encoded]) -> Result<()> {
         let ReportWriter { name, csv_path, csv, parquet, offset, rows, segments, .. } = self;
         let write_csv = || -> Result<()> {
-            let csv_error =
-                |e: std::io::Error| Error::Write { path: csv_path.clone(), reason: e.to_string() };
+            let csv_error = |e| Error::io("writing", &*csv_path)(e);
             for e in encoded {
                 csv.write_all(&e.csv).map_err(csv_error)?;
                 for &(key, bytes, n) in &e.pieces {
                     let s = segments.entry(key).or_insert(Segment { start: *offset, end: *offset, rows: 0 });
                     if s.end != *offset {
-                        return Err(Error::Internal(format!(
+                        return Err(Error::internal(format!(
                             "{name}: the rows of program {} and partner {} are not contiguous",
                             key.0, key.1
                         )));

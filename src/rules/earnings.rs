@@ -59,7 +59,7 @@ impl<'a> Rates<'a> {
             return Ok(USD_RATE);
         }
         self.by_code.get(&(&*t.currency, month)).copied().ok_or_else(|| {
-            Error::Internal(format!("accepted transaction {} has no {} rate", t.transaction_id, t.currency))
+            Error::internal(format!("accepted transaction {} has no {} rate", t.transaction_id, t.currency))
         })
     }
 }
@@ -276,7 +276,7 @@ pub fn earnings<'a>(
             Some(&(_, m)) => m,
             None => {
                 let m = currency_minor_digits(&t.currency).ok_or_else(|| {
-                    Error::Internal(format!("accepted currency {} has no minor unit", t.currency))
+                    Error::internal(format!("accepted currency {} has no minor unit", t.currency))
                 })?;
                 minor_units.push((t.currency, m));
                 m

@@ -184,8 +184,10 @@ impl<'a> Plan<'a> {
                 u32::MAX
             )));
         }
-        let spill_error = |e: std::io::Error| {
-            crate::error::Error::Storage(format!("reading spilled transactions back: {e}"))
+        let spill_error = |e: std::io::Error| crate::error::Error::Io {
+            action: "reading back",
+            path: "the spilled transactions".into(),
+            source: e,
         };
         let mut partners: Vec<&Partner> = feeds.partners.iter().collect();
         partners.sort_unstable_by(|a, b| a.partner_id.cmp(&b.partner_id));
@@ -325,8 +327,10 @@ impl<'a> Plan<'a> {
             }
             Rows::Spilled { by_reseller, by_provider } => {
                 let parts = if self.by_provider(p) { by_provider } else { by_reseller };
-                parts.read(r..r + 1).map_err(|e| {
-                    crate::error::Error::Storage(format!("reading spilled transactions back: {e}"))
+                parts.read(r..r + 1).map_err(|e| crate::error::Error::Io {
+                    action: "reading back",
+                    path: "the spilled transactions".into(),
+                    source: e,
                 })
             }
         }
@@ -396,7 +400,7 @@ pub fn evaluate<'a>(
     run_date: NaiveDate,
 ) -> Result<Vec<ProgramResult<'a>>> {
     if feeds.spilled.is_some() {
-        return Err(crate::error::Error::Internal("evaluate works on transactions in memory".into()));
+        return Err(crate::error::Error::internal("evaluate works on transactions in memory"));
     }
     let plan = Plan::new(feeds, programs, run_date, usize::MAX)?;
     plan.pieces().into_par_iter().map(|(p, r)| plan.piece(p, r, &plan.rows(p, r, &[]))).collect()
