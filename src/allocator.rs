@@ -21,7 +21,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Keeps freed memory for reuse until [`keep_freed_memory_from_now`] hands it back (it is
 /// scheduled to go back to the system in an hour, which a collection brings forward).
-pub fn reuse_freed_memory_until_collected() {
+pub(crate) fn reuse_freed_memory_until_collected() {
     // SAFETY: sets one integer option; mimalloc documents changing options at run time.
     #[allow(unsafe_code)]
     unsafe {
@@ -30,7 +30,7 @@ pub fn reuse_freed_memory_until_collected() {
 }
 
 /// Hands every thread's freed memory back to the system, then keeps what is freed from now on.
-pub fn keep_freed_memory_from_now() {
+pub(crate) fn keep_freed_memory_from_now() {
     rayon::broadcast(|_| collect());
     collect();
     // SAFETY: sets one integer option; mimalloc documents changing options at run time.

@@ -18,31 +18,31 @@ use crate::run::{self, Options, Outcome};
 /// I/O); 78 invalid configuration (program files, arguments).
 #[derive(Debug, Parser)]
 #[command(name = "incentives", version, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 
     /// More detail on stderr (-v: stages, -vv: debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 
     /// Only errors on stderr, and no summary on stdout.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// Format of the log on stderr: text for people, json for schedulers.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "INCENTIVES_LOG_FORMAT")]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Check the program files and every feed row for a run date; list each rejected row with
     /// its feed, file, row, field, value and reason, and the reconciliation of every file.
     /// Writes nothing.
@@ -56,73 +56,73 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// Number of partners (all three types).
     #[arg(long, default_value_t = 1000)]
-    pub partners: usize,
+    pub(crate) partners: usize,
     /// Number of sales (refunds of some of them come on top).
     #[arg(long, default_value_t = 100_000)]
-    pub transactions: u64,
+    pub(crate) transactions: u64,
     /// Months of daily deliveries, from --start.
     #[arg(long, default_value_t = 12)]
-    pub months: u32,
+    pub(crate) months: u32,
     /// Seed: the same seed gives the same files.
     #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     #[arg(long, value_enum, default_value_t = FileFormat::Parquet)]
-    pub format: FileFormat,
+    pub(crate) format: FileFormat,
     /// Share of transaction rows made bad on purpose, 0 to 1.
     #[arg(long, default_value_t = 0.0)]
-    pub bad_rows: f64,
+    pub(crate) bad_rows: f64,
     /// First day of the data.
     #[arg(long, value_parser = parse_run_date, default_value = "2026-07-01")]
-    pub start: NaiveDate,
+    pub(crate) start: NaiveDate,
     /// Where to write (a folder or object-store URL).
     #[arg(long, value_name = "URI")]
-    pub output: String,
+    pub(crate) output: String,
 }
 
 #[derive(Debug, Args)]
-pub struct CommonArgs {
+pub(crate) struct CommonArgs {
     /// The landing zone: a folder (or file:// URL) holding one folder per feed.
     #[arg(long, value_name = "URI", default_value = "sample_data/landing", env = "INCENTIVES_INPUT")]
-    pub input: String,
+    pub(crate) input: String,
 
     /// The folder of program files (*.toml).
     #[arg(long, value_name = "DIR", default_value = "pipelines", env = "INCENTIVES_PROGRAMS")]
-    pub programs: String,
+    pub(crate) programs: String,
 
     /// The run date, YYYY-MM-DD [default: the newest delivery date in the landing zone].
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_run_date, env = "INCENTIVES_DATE")]
-    pub date: Option<NaiveDate>,
+    pub(crate) date: Option<NaiveDate>,
 
     /// Where reports go: a folder (or file:// URL).
     #[arg(long, value_name = "URI", default_value = "out", env = "INCENTIVES_OUTPUT")]
-    pub output: String,
+    pub(crate) output: String,
 
     /// Skip a file that cannot be read (listed with its reason) instead of failing the run.
     #[arg(long)]
-    pub keep_going: bool,
+    pub(crate) keep_going: bool,
 
     /// Exit 1 when any row was rejected (the reports are still written).
     #[arg(long)]
-    pub strict: bool,
+    pub(crate) strict: bool,
 
     /// Transactions per partner range: the rules and reports go range by range, so this bounds
     /// the earning lines held at once (smaller: less memory; larger: fewer, longer pieces).
     #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..),
           env = "INCENTIVES_RANGE_LINES")]
-    pub range_lines: u64,
+    pub(crate) range_lines: u64,
 
     /// Keep the accepted transactions in a local file instead of in memory when the run's
     /// transaction files hold more rows than this (about 55 bytes of memory per row saved,
     /// 160 bytes of local disk used).
     #[arg(long, value_name = "ROWS", default_value_t = 50_000_000, env = "INCENTIVES_SPILL_ABOVE")]
-    pub spill_above: u64,
+    pub(crate) spill_above: u64,
 
     /// Folder for the spill files (unlinked as soon as made).
     #[arg(long, value_name = "DIR", env = "INCENTIVES_SPILL_DIR")]
-    pub spill_dir: Option<std::path::PathBuf>,
+    pub(crate) spill_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_run_date(s: &str) -> Result<NaiveDate, String> {
@@ -245,7 +245,7 @@ fn generate(g: &GenerateArgs, quiet: bool) -> ExitCode {
 
 /// The summary for a person: the run date, (for `validate`) every reject, and the
 /// reconciliation of every file.
-pub fn print_outcome(w: &mut impl Write, o: &Outcome, list_rejects: bool) -> std::io::Result<()> {
+pub(crate) fn print_outcome(w: &mut impl Write, o: &Outcome, list_rejects: bool) -> std::io::Result<()> {
     let defaulted = if o.date_was_defaulted { " (the newest delivery date)" } else { "" };
     writeln!(w, "run date {}{defaulted}", o.run_date)?;
     writeln!(w, "programs: {}", o.programs.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", "))?;

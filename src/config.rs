@@ -29,7 +29,7 @@ pub enum EarningType {
 }
 
 impl EarningType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EarningType::Rebate => "rebate",
             EarningType::Coop => "coop",
@@ -40,7 +40,7 @@ impl EarningType {
 /// USD thresholds of a program (the payout minimum, tier minimums) are held in units of 10^-18,
 /// exactly as written (the spec limits the digits of rates only), and compared with cent totals
 /// by [`reaches`].
-pub const THRESHOLD_SCALE: u32 = 18;
+pub(crate) const THRESHOLD_SCALE: u32 = 18;
 
 /// Whether a total in cents reaches a threshold (>=), exactly.
 pub fn reaches(total_cents: i128, threshold: i128) -> bool {
@@ -48,41 +48,41 @@ pub fn reaches(total_cents: i128, threshold: i128) -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tier {
+pub(crate) struct Tier {
     /// In units of 10^-8 USD ([`THRESHOLD_SCALE`]).
-    pub min_period_revenue_usd: i128,
+    pub(crate) min_period_revenue_usd: i128,
     /// In units of 10^-8.
-    pub rate: i128,
+    pub(crate) rate: i128,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lever {
-    pub name: String,
+    pub(crate) name: String,
     pub earning_type: EarningType,
-    pub product_families: Vec<String>,
+    pub(crate) product_families: Vec<String>,
     /// In units of 10^-8.
-    pub rate: i128,
+    pub(crate) rate: i128,
     /// Strictly ascending by minimum.
-    pub tiers: Vec<Tier>,
+    pub(crate) tiers: Vec<Tier>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Program {
     pub id: String,
-    pub name: String,
-    pub partner_type: PartnerType,
-    pub start: NaiveDate,
-    pub end: NaiveDate,
-    pub earning_period: EarningPeriod,
-    pub payout_lag_months: u32,
+    pub(crate) name: String,
+    pub(crate) partner_type: PartnerType,
+    pub(crate) start: NaiveDate,
+    pub(crate) end: NaiveDate,
+    pub(crate) earning_period: EarningPeriod,
+    pub(crate) payout_lag_months: u32,
     /// In units of 10^-8 USD ([`THRESHOLD_SCALE`]).
     pub minimum_payout_usd: i128,
-    pub levers: Vec<Lever>,
+    pub(crate) levers: Vec<Lever>,
     /// The project's own optional fields (`[x]`), kept as written.
-    pub x: Table,
+    pub(crate) x: Table,
     /// The file it came from (relative to the programs folder) and the SHA-256 of its bytes.
-    pub file: String,
-    pub sha256: String,
+    pub(crate) file: String,
+    pub(crate) sha256: String,
 }
 
 /// Reads and validates every `*.toml` of the programs folder, sorted by file name.

@@ -46,12 +46,12 @@ pub fn parse(text: &str, scale: u32) -> Result<i128, DecimalError> {
 }
 
 /// 10^`exp` as `i128`.
-pub const fn pow10(exp: u32) -> i128 {
+pub(crate) const fn pow10(exp: u32) -> i128 {
     10i128.pow(exp)
 }
 
 /// Writes `units` (of 10^-`scale`) with exactly `scale` fraction digits; zero has no sign.
-pub fn format(units: i128, scale: u32) -> String {
+pub(crate) fn format(units: i128, scale: u32) -> String {
     let mut s = Vec::new();
     write(&mut s, units, scale);
     String::from_utf8(s).expect("ASCII digits")
@@ -59,7 +59,7 @@ pub fn format(units: i128, scale: u32) -> String {
 
 /// Appends `units` (of 10^-`scale`) with exactly `scale` fraction digits to `out`, like
 /// [`format`] but without allocating.
-pub fn write(out: &mut Vec<u8>, units: i128, scale: u32) {
+pub(crate) fn write(out: &mut Vec<u8>, units: i128, scale: u32) {
     let abs = units.unsigned_abs();
     // Report values fit in 64 bits (Decimal(18, s)): their digits are written by hand, right
     // to left into a buffer on the stack, and appended at once (a report has millions).
@@ -125,7 +125,7 @@ fn put_pair(buf: &mut [u8], at: &mut usize, d: u64) {
 
 /// Changes the scale of `units` from `from` to `to`, rounding half away from zero when the
 /// new scale is smaller. The one rounding rule of the crate.
-pub fn rescale_round(units: i128, from: u32, to: u32) -> i128 {
+pub(crate) fn rescale_round(units: i128, from: u32, to: u32) -> i128 {
     if to >= from {
         return units * pow10(to - from);
     }

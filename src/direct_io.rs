@@ -26,14 +26,14 @@ const ALIGN: usize = 4096;
 const BLOCK: usize = 4 << 20;
 
 /// A local output file opened for writing, direct where the file system allows it.
-pub enum OutputFile {
+pub(crate) enum OutputFile {
     Direct(DirectWriter),
     Buffered(BufWriter<File>),
 }
 
 impl OutputFile {
     /// Creates (or truncates) `path`.
-    pub fn create(path: &Path) -> std::io::Result<OutputFile> {
+    pub(crate) fn create(path: &Path) -> std::io::Result<OutputFile> {
         match DirectWriter::create(path)? {
             Some(w) => Ok(OutputFile::Direct(w)),
             None => Ok(OutputFile::Buffered(BufWriter::with_capacity(1 << 20, File::create(path)?))),
@@ -41,7 +41,7 @@ impl OutputFile {
     }
 
     /// Writes what is left and closes the file.
-    pub fn finish(self) -> std::io::Result<()> {
+    pub(crate) fn finish(self) -> std::io::Result<()> {
         match self {
             OutputFile::Direct(w) => w.finish(),
             OutputFile::Buffered(w) => w.into_inner().map_err(|e| e.into_error()).map(drop),
@@ -105,7 +105,7 @@ impl Block {
 }
 
 /// Writes a file's full blocks with `O_DIRECT` from a thread of its own.
-pub struct DirectWriter {
+pub(crate) struct DirectWriter {
     path: PathBuf,
     current: Block,
     /// Blocks made so far (at most two: the one being filled, the one being written).
@@ -276,7 +276,7 @@ fn open_with_direct(options: &mut std::fs::OpenOptions, path: &Path) -> std::io:
 /// Reads the whole file at `path` around the page cache where the file system allows it (a
 /// delivery is read once: cached, its pages would only be one more copy, in memory that is
 /// slow to touch the first time), else buffered.
-pub fn read_whole(path: &Path) -> std::io::Result<bytes::Bytes> {
+pub(crate) fn read_whole(path: &Path) -> std::io::Result<bytes::Bytes> {
     let Some(file) = open_with_direct(std::fs::OpenOptions::new().read(true), path)? else {
         return std::fs::read(path).map(Into::into);
     };
@@ -319,7 +319,7 @@ thread_local! {
 /// of the thread's (up to [`BLOCK`] bytes at a time), when they add up to [`PARTS_DIRECT_MIN`]
 /// bytes or more (the last partial 4 KiB buffered); else with as few buffered system calls as
 /// it takes. Returns the bytes of the file left in the page cache (for [`DropBehind`]).
-pub fn write_parts(path: &Path, parts: &[bytes::Bytes]) -> std::io::Result<u64> {
+pub(crate) fn write_parts(path: &Path, parts: &[bytes::Bytes]) -> std::io::Result<u64> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     if len >= PARTS_DIRECT_MIN
         && let Some(file) = open_direct(path)?
@@ -369,20 +369,20 @@ pub fn write_parts(path: &Path, parts: &[bytes::Bytes]) -> std::io::Result<u64> 
 /// dirty page is not dropped but sent to the disk early, in a small write of its own (a lag
 /// a third as long cost more than no drop-behind at all). The price is the paths of the files
 /// held: about 0.1 GB at most over eight writers (one path per 4 KiB page held).
-pub struct DropBehind {
+pub(crate) struct DropBehind {
     lag: u64,
     held: u64,
     files: std::collections::VecDeque<(PathBuf, u64)>,
 }
 
 impl DropBehind {
-    pub fn new(lag: u64) -> DropBehind {
+    pub(crate) fn new(lag: u64) -> DropBehind {
         DropBehind { lag, held: 0, files: std::collections::VecDeque::new() }
     }
 
     /// Records that `cached` bytes of the file at `path` were left in the page cache, and
     /// drops the pages of the oldest files while more than `lag` bytes are held.
-    pub fn wrote(&mut self, path: PathBuf, cached: u64) {
+    pub(crate) fn wrote(&mut self, path: PathBuf, cached: u64) {
         if cached == 0 {
             return;
         }

@@ -74,33 +74,36 @@ impl Error {
         }
     }
 
-    pub fn config(msg: impl Into<String>) -> Self {
+    pub(crate) fn config(msg: impl Into<String>) -> Self {
         Error::Config(vec![msg.into()])
     }
 
     /// An input file that cannot be read, for a reason found in its content.
-    pub fn unreadable(file: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn unreadable(file: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::UnreadableFile { file: file.into(), reason: reason.into(), source: None }
     }
 
     /// An input file that cannot be read because of `source` (the disk, the network).
-    pub fn unreadable_from(file: impl Into<String>, source: impl Into<BoxError>) -> Self {
+    pub(crate) fn unreadable_from(file: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Error::UnreadableFile { file: file.into(), reason: "cannot read".into(), source: Some(source.into()) }
     }
 
     /// A local I/O failure: `action` (a verb phrase) on `path`.
-    pub fn io(action: &'static str, path: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl std::fmt::Display,
+    ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.to_string();
         move |source| Error::Io { action, path, source }
     }
 
     /// A broken invariant of our own code.
-    pub fn internal(what: impl Into<String>) -> Self {
+    pub(crate) fn internal(what: impl Into<String>) -> Self {
         Error::Internal { what: what.into(), source: None }
     }
 
     /// A library refused what our code built (an Arrow array, a parquet writer).
-    pub fn internal_from(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+    pub(crate) fn internal_from(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Error::Internal { what: what.into(), source: Some(source.into()) }
     }
 
@@ -111,7 +114,7 @@ impl Error {
     }
 
     /// Why an unreadable file was not read, with its causes (without the file's name).
-    pub fn unreadable_reason(&self) -> Option<String> {
+    pub(crate) fn unreadable_reason(&self) -> Option<String> {
         let Error::UnreadableFile { reason, source, .. } = self else { return None };
         Some(match source {
             Some(s) => format!("{reason}: {}", chain(s.as_ref())),

@@ -22,23 +22,23 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FileFormat {
+pub(crate) enum FileFormat {
     Csv,
     Parquet,
 }
 
 #[derive(Debug, Clone)]
-pub struct Options {
-    pub partners: usize,
-    pub transactions: u64,
-    pub months: u32,
-    pub seed: u64,
-    pub format: FileFormat,
-    pub output: String,
+pub(crate) struct Options {
+    pub(crate) partners: usize,
+    pub(crate) transactions: u64,
+    pub(crate) months: u32,
+    pub(crate) seed: u64,
+    pub(crate) format: FileFormat,
+    pub(crate) output: String,
     /// Share of transaction rows made bad on purpose (0 to 1).
-    pub bad_rows: f64,
-    pub start: NaiveDate,
-    pub progress: bool,
+    pub(crate) bad_rows: f64,
+    pub(crate) start: NaiveDate,
+    pub(crate) progress: bool,
 }
 
 /// splitmix64: small, fast, deterministic (also the generator of the property tests' data).
@@ -52,7 +52,7 @@ impl Rng {
         r.next_u64();
         r
     }
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -63,10 +63,10 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
-    pub fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
-    pub fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
     }
 }
@@ -245,14 +245,14 @@ fn transactions_file(format: FileFormat, rows: &[Row]) -> Result<Vec<u8>> {
 
 /// What was generated.
 #[derive(Debug, Default)]
-pub struct Summary {
-    pub files: usize,
-    pub transactions: u64,
-    pub bytes: u64,
+pub(crate) struct Summary {
+    pub(crate) files: usize,
+    pub(crate) transactions: u64,
+    pub(crate) bytes: u64,
 }
 
 /// Writes the landing zone and the programs.
-pub fn generate(opts: &Options) -> Result<Summary> {
+pub(crate) fn generate(opts: &Options) -> Result<Summary> {
     let root = Store::create(&opts.output)?;
     let ext = match opts.format {
         FileFormat::Csv => "csv",

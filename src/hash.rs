@@ -3,6 +3,6 @@
 //! hot paths (interning, reference checks, keys, per-partner rules) SipHash cost a tenth of
 //! the run. Fixed seeds keep any iteration order the same from run to run.
 
-pub type State = foldhash::fast::FixedState;
-pub type HashMap<K, V> = std::collections::HashMap<K, V, State>;
-pub type HashSet<K> = std::collections::HashSet<K, State>;
+pub(crate) type State = foldhash::fast::FixedState;
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, State>;
+pub(crate) type HashSet<K> = std::collections::HashSet<K, State>;

@@ -1,23 +1,27 @@
 //! `incentives`: the nightly batch job of a channel-partner incentives program.
 //!
 //! The modules follow the data: [`feeds`] reads and validates the landing zone, [`config`]
-//! describes the programs, [`reports`] writes what finance and BI read, and [`run`]
-//! orchestrates one run date. [`store`] is the only place that knows about locations.
+//! describes the programs, [`rules`] computes eligibility, earnings and payouts, `reports`
+//! writes what finance and BI read, and `run` orchestrates one run date. [`store`] is the only
+//! place that knows about locations.
+//!
+//! What is `pub` here is what the binary and the end-to-end tests use; everything else is
+//! `pub(crate)`, so that rustc reports what nothing uses.
 
-pub mod allocator;
+mod allocator;
 pub mod cli;
 pub mod config;
 pub mod decimal;
-pub mod direct_io;
+mod direct_io;
 pub mod error;
 pub mod feeds;
 pub mod generate;
-pub mod hash;
-pub mod publish;
-pub mod reports;
+mod hash;
+mod publish;
+mod reports;
 pub mod rules;
-pub mod run;
+mod run;
 pub mod store;
-pub mod text;
+mod text;
 
 pub use error::{Error, Result};

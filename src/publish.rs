@@ -71,7 +71,7 @@ fn hostname() -> String {
 
 /// The lock of one run date, released when dropped.
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     store: Store,
     rel: String,
 }
@@ -105,7 +105,7 @@ impl Holder {
 
 impl Lock {
     /// Takes the lock of `date` in `store`, or says who holds it.
-    pub fn acquire(store: &Store, date: NaiveDate) -> Result<Lock> {
+    pub(crate) fn acquire(store: &Store, date: NaiveDate) -> Result<Lock> {
         let rel = format!("_locks/{date}.lock");
         let now = chrono::Utc::now();
         let holder = Holder {
@@ -155,7 +155,7 @@ impl Drop for Lock {
 
 /// The outputs of one run, staged until [`Publication::commit`].
 #[derive(Debug)]
-pub struct Publication {
+pub(crate) struct Publication {
     store: Store,
     date: NaiveDate,
     /// `_runs/<D>/<id>`, relative to the store.
@@ -172,23 +172,23 @@ pub struct Publication {
 
 /// A folder of small files to stage: `(path, rows, parts)` of each, paths in the final
 /// layout, all under `path` (a partner's export folder).
-pub struct Folder {
-    pub path: String,
-    pub files: Vec<(String, u64, FileParts)>,
+pub(crate) struct Folder {
+    pub(crate) path: String,
+    pub(crate) files: Vec<(String, u64, FileParts)>,
 }
 
 /// A small file's bytes as parts written (and hashed) in order: an export's CSV header, then
 /// runs of its rows that are slices of the reports' encoded chunks, shared rather than copied
 /// (at 30 M lines the exports are about 13 GB).
-pub type FileParts = Vec<bytes::Bytes>;
+pub(crate) type FileParts = Vec<bytes::Bytes>;
 
 /// A small file a [`FolderWriter`] staged: its path in the final layout, the rows it was
 /// given with, and its SHA-256 (hex).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    pub path: String,
-    pub rows: u64,
-    pub sha256: String,
+pub(crate) struct Written {
+    pub(crate) path: String,
+    pub(crate) rows: u64,
+    pub(crate) sha256: String,
 }
 
 /// Threads of their own that make folders and write their files (hashing each), fed whole
@@ -199,7 +199,7 @@ pub struct Written {
 /// these threads, not on the compute pool's, so they overlap the rules and the encoding
 /// instead of following them. Each folder is made and filled by one thread: its directory
 /// block and its files' inodes change together, and threads meet only in the common parent.
-pub struct FolderWriter {
+pub(crate) struct FolderWriter {
     tx: Option<std::sync::mpsc::SyncSender<Vec<Folder>>>,
     threads: Vec<std::thread::JoinHandle<Result<Vec<Written>>>>,
     /// Time senders spent waiting for room in the queue (logged at the end: the writers
@@ -210,7 +210,7 @@ pub struct FolderWriter {
 impl FolderWriter {
     /// Queues folders to write; waits while the queue is full. After a writer failed, its
     /// error.
-    pub fn send(&mut self, folders: Vec<Folder>) -> Result<()> {
+    pub(crate) fn send(&mut self, folders: Vec<Folder>) -> Result<()> {
         if folders.is_empty() {
             return Ok(());
         }
@@ -225,7 +225,7 @@ impl FolderWriter {
     }
 
     /// Waits for every queued folder to be written: the files written, or the first error.
-    pub fn finish(mut self) -> Result<Vec<Written>> {
+    pub(crate) fn finish(mut self) -> Result<Vec<Written>> {
         let started = std::time::Instant::now();
         let written = self.join();
         tracing::debug!(
@@ -308,7 +308,7 @@ enum Sink {
 }
 
 /// An output being written under the staging prefix; its SHA-256 is taken as it is written.
-pub struct StagedFile {
+pub(crate) struct StagedFile {
     rel: String,
     staged: String,
     sink: Sink,
@@ -334,7 +334,7 @@ impl std::io::Write for StagedFile {
 }
 
 /// A staged file read back (see [`Publication::open_staged`]).
-pub enum Staged {
+pub(crate) enum Staged {
     File(std::fs::File),
     Bytes(bytes::Bytes),
 }
@@ -342,7 +342,7 @@ pub enum Staged {
 impl Staged {
     /// Asks the kernel to start reading `range` of a local file into the page cache, so that
     /// a later read finds it there (advice: an error is ignored, as is an object read whole).
-    pub fn will_need(&self, range: std::ops::Range<u64>) {
+    pub(crate) fn will_need(&self, range: std::ops::Range<u64>) {
         if let Staged::File(f) = self
             && range.start < range.end
         {
@@ -362,7 +362,7 @@ impl Staged {
     }
 
     /// Fills `buf` from the file's bytes at `offset`.
-    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         match self {
             Staged::File(f) => std::os::unix::fs::FileExt::read_exact_at(f, buf, offset),
             Staged::Bytes(b) => {
@@ -382,13 +382,13 @@ impl Staged {
 }
 
 /// Where a date's manifest lives.
-pub fn manifest_path(date: NaiveDate) -> String {
+pub(crate) fn manifest_path(date: NaiveDate) -> String {
     format!("runs/{date}/manifest.json")
 }
 
 impl Publication {
     /// Takes the date's lock and opens a fresh staging prefix.
-    pub fn begin(store: &Store, date: NaiveDate) -> Result<Publication> {
+    pub(crate) fn begin(store: &Store, date: NaiveDate) -> Result<Publication> {
         let lock = Lock::acquire(store, date)?;
         let id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
         let seen = store.get_if_exists(&manifest_path(date))?;
@@ -410,13 +410,13 @@ impl Publication {
     }
 
     /// The staging prefix (relative to the output location) this run publishes from.
-    pub fn staging(&self) -> &str {
+    pub(crate) fn staging(&self) -> &str {
         &self.staging
     }
 
     /// Starts `threads` writers of whole folders of small files under the staging prefix
     /// (see [`FolderWriter`]).
-    pub fn folder_writer(&self, threads: usize) -> FolderWriter {
+    pub(crate) fn folder_writer(&self, threads: usize) -> FolderWriter {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Folder>>(2 * threads.max(1));
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let root = self.store.local_root().map(|r| r.join(&self.staging));
@@ -450,14 +450,14 @@ impl Publication {
     }
 
     /// Records files a [`FolderWriter`] wrote as this run's.
-    pub fn adopt(&mut self, written: &[Written]) {
+    pub(crate) fn adopt(&mut self, written: &[Written]) {
         self.files.extend(written.iter().map(|w| w.path.clone()));
     }
 
     /// Opens one output (path in the final layout) under the staging prefix for writing in
     /// pieces: a local file is written in place (the staging folder is invisible until the
     /// commit); for an object store the bytes are gathered and put by [`Publication::finish`].
-    pub fn create(&self, rel: &str) -> Result<StagedFile> {
+    pub(crate) fn create(&self, rel: &str) -> Result<StagedFile> {
         let staged = format!("{}/{rel}", self.staging);
         let sink = match self.store.local_root() {
             Some(root) => {
@@ -479,7 +479,7 @@ impl Publication {
 
     /// A completed staged file opened for reading (exports are cut from a report's bytes): the
     /// local file, or the object read back whole.
-    pub fn open_staged(&self, rel: &str) -> Result<Staged> {
+    pub(crate) fn open_staged(&self, rel: &str) -> Result<Staged> {
         let staged = format!("{}/{rel}", self.staging);
         match self.store.local_root() {
             Some(root) => {
@@ -493,7 +493,7 @@ impl Publication {
     }
 
     /// Completes a file opened with [`Publication::create`]; returns its SHA-256 (hex).
-    pub fn finish(&mut self, file: StagedFile) -> Result<String> {
+    pub(crate) fn finish(&mut self, file: StagedFile) -> Result<String> {
         let StagedFile { rel, staged, sink, hasher } = file;
         match sink {
             Sink::Local(w, path) => {
@@ -507,7 +507,7 @@ impl Publication {
     }
 
     /// Makes the staged run the published one.
-    pub fn commit(mut self) -> Result<()> {
+    pub(crate) fn commit(mut self) -> Result<()> {
         match self.store.local_root().map(std::path::Path::to_path_buf) {
             Some(root) => self.commit_local(&root)?,
             None => self.commit_remote()?,

@@ -24,30 +24,30 @@ use rayon::prelude::*;
 
 /// What a run is asked to do (the command line, as data).
 #[derive(Debug, Clone)]
-pub struct Options {
-    pub input: String,
-    pub programs: String,
-    pub date: Option<NaiveDate>,
-    pub output: String,
-    pub keep_going: bool,
+pub(crate) struct Options {
+    pub(crate) input: String,
+    pub(crate) programs: String,
+    pub(crate) date: Option<NaiveDate>,
+    pub(crate) output: String,
+    pub(crate) keep_going: bool,
     /// Transactions per partner range of the rules (see [`rules::Plan`]).
-    pub range_lines: usize,
+    pub(crate) range_lines: usize,
     /// Stage lines on stderr (a person at a terminal, not cron).
-    pub progress: bool,
+    pub(crate) progress: bool,
     /// When the accepted transactions go to a local file instead of memory.
-    pub spill: feeds::validate::SpillPolicy,
+    pub(crate) spill: feeds::validate::SpillPolicy,
 }
 
 /// What a run did.
 #[derive(Debug)]
-pub struct Outcome {
-    pub run_date: NaiveDate,
+pub(crate) struct Outcome {
+    pub(crate) run_date: NaiveDate,
     /// Whether the date was taken from the newest delivery (no `--date`).
-    pub date_was_defaulted: bool,
-    pub programs: Vec<Program>,
-    pub ingest: Ingest,
+    pub(crate) date_was_defaulted: bool,
+    pub(crate) programs: Vec<Program>,
+    pub(crate) ingest: Ingest,
     /// Paths (relative to the output location) of the files published, manifest last.
-    pub written: Vec<String>,
+    pub(crate) written: Vec<String>,
 }
 
 /// Stage lines for a person at a terminal; a log line otherwise.
@@ -133,7 +133,7 @@ fn ingest(p: &Prepared, opts: &Options) -> Result<Ingest> {
 }
 
 /// Loads the programs, lists the landing zone and validates every feed for the run date.
-pub fn validate(opts: &Options) -> Result<Outcome> {
+pub(crate) fn validate(opts: &Options) -> Result<Outcome> {
     let p = prepare(opts)?;
     let ingest = ingest(&p, opts)?;
     Ok(Outcome {
@@ -163,7 +163,7 @@ fn run_id(run_date: NaiveDate, ingest: &Ingest, programs: &[Program]) -> String 
 }
 
 /// The daily job: validate, apply the rules, write every report, then publish atomically.
-pub fn run(opts: &Options) -> Result<Outcome> {
+pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     let started_at = now();
     let mut progress = Progress::new(opts.progress);
     progress.stage("reading programs and listing the landing zone");
@@ -271,7 +271,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     };
     let path = crate::publish::manifest_path(d);
     let mut file = publication.create(&path)?;
-    for part in manifest.to_json_parts() {
+    for part in manifest.json_parts() {
         std::io::Write::write_all(&mut file, &part).map_err(Error::io("writing", &path))?;
     }
     publication.finish(file)?;

@@ -29,15 +29,15 @@ const MULTIPART_THRESHOLD: usize = 16 << 20;
 
 /// One file found under a store's prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Path relative to the store's prefix, `/`-separated (e.g. `transactions/2026-09-01.csv`).
-    pub path: String,
-    pub size: u64,
+    pub(crate) path: String,
+    pub(crate) size: u64,
 }
 
 /// The version of an object as seen by [`Store::version`], for a conditional update.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version(Option<UpdateVersion>);
+pub(crate) struct Version(Option<UpdateVersion>);
 
 #[derive(Clone)]
 enum Backend {
@@ -125,7 +125,7 @@ impl Store {
     }
 
     /// Opens a location for writing, creating a local folder when it does not exist.
-    pub fn create(uri: &str) -> Result<Store> {
+    pub(crate) fn create(uri: &str) -> Result<Store> {
         Self::from_uri(uri, true)
     }
 
@@ -193,7 +193,7 @@ impl Store {
     }
 
     /// The folder on the local disk, if the location is one.
-    pub fn local_root(&self) -> Option<&FsPath> {
+    pub(crate) fn local_root(&self) -> Option<&FsPath> {
         match &self.backend {
             Backend::Local(p) => Some(p),
             Backend::Remote(_) => None,
@@ -201,7 +201,7 @@ impl Store {
     }
 
     /// Where `rel` is, for messages.
-    pub fn display(&self, rel: &str) -> String {
+    pub(crate) fn display(&self, rel: &str) -> String {
         if rel.is_empty() { self.display.clone() } else { format!("{}/{}", self.display, rel) }
     }
 
@@ -210,7 +210,7 @@ impl Store {
     }
 
     /// Every file under `rel` (recursively), sorted by path.
-    pub fn list(&self, rel: &str) -> Result<Vec<Entry>> {
+    pub(crate) fn list(&self, rel: &str) -> Result<Vec<Entry>> {
         let mut out = match &self.backend {
             Backend::Local(root) => {
                 let mut out = Vec::new();
@@ -232,7 +232,7 @@ impl Store {
     }
 
     /// The whole content of `rel`.
-    pub fn get(&self, rel: &str) -> Result<Bytes> {
+    pub(crate) fn get(&self, rel: &str) -> Result<Bytes> {
         match &self.backend {
             Backend::Local(root) => std::fs::read(root.join(rel))
                 .map(Bytes::from)
@@ -247,7 +247,7 @@ impl Store {
     }
 
     /// The content of `rel`, or `None` when there is no such file.
-    pub fn get_if_exists(&self, rel: &str) -> Result<Option<(Bytes, Version)>> {
+    pub(crate) fn get_if_exists(&self, rel: &str) -> Result<Option<(Bytes, Version)>> {
         match &self.backend {
             Backend::Local(root) => match std::fs::read(root.join(rel)) {
                 Ok(b) => Ok(Some((Bytes::from(b), Version(None)))),
@@ -272,19 +272,19 @@ impl Store {
 
     /// Writes `bytes` to `rel`, replacing it; readers see the old or the new content, never a
     /// part (a local temporary file renamed into place; an object store's atomic put).
-    pub fn put(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn put(&self, rel: &str, bytes: &[u8]) -> Result<()> {
         self.put_mode(rel, bytes, PutMode::Overwrite).map(|_| ())
     }
 
     /// Creates `rel` only if it does not exist; `Ok(false)` when it already does.
-    pub fn create_new(&self, rel: &str, bytes: &[u8]) -> Result<bool> {
+    pub(crate) fn create_new(&self, rel: &str, bytes: &[u8]) -> Result<bool> {
         self.put_mode(rel, bytes, PutMode::Create)
     }
 
     /// Writes `rel` only if it is still at `seen` (or still absent, for `None`): a conditional
     /// put, so that two writers cannot silently overwrite each other. `Ok(false)` when it
     /// changed meanwhile.
-    pub fn put_if_unchanged(&self, rel: &str, bytes: &[u8], seen: Option<&Version>) -> Result<bool> {
+    pub(crate) fn put_if_unchanged(&self, rel: &str, bytes: &[u8], seen: Option<&Version>) -> Result<bool> {
         match (&self.backend, seen) {
             (_, None) => self.create_new(rel, bytes),
             (Backend::Local(_), Some(_)) => self.put(rel, bytes).map(|_| true),
@@ -347,7 +347,7 @@ impl Store {
     }
 
     /// Copies `from` to `to` within the store (server-side for object stores).
-    pub fn copy(&self, from: &str, to: &str) -> Result<()> {
+    pub(crate) fn copy(&self, from: &str, to: &str) -> Result<()> {
         match &self.backend {
             Backend::Local(root) => {
                 let bytes =
@@ -364,7 +364,7 @@ impl Store {
     }
 
     /// Deletes `rel`; a missing file is not an error.
-    pub fn delete(&self, rel: &str) -> Result<()> {
+    pub(crate) fn delete(&self, rel: &str) -> Result<()> {
         match &self.backend {
             Backend::Local(root) => match std::fs::remove_file(root.join(rel)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -431,7 +431,7 @@ impl std::io::Read for StreamReader {
 
 impl Store {
     /// `rel` as a stream of bytes (CSV, gzip): read once, front to back, never buffered whole.
-    pub fn reader(&self, rel: &str) -> Result<Box<dyn std::io::Read + Send>> {
+    pub(crate) fn reader(&self, rel: &str) -> Result<Box<dyn std::io::Read + Send>> {
         match &self.backend {
             Backend::Local(root) => Ok(Box::new(
                 std::fs::File::open(root.join(rel))
@@ -449,7 +449,7 @@ impl Store {
 
     /// `rel` read whole, once (parquet, whose footer comes last): a local file around the page
     /// cache where the file system allows it, an object in one request.
-    pub fn read_whole(&self, rel: &str) -> Result<Bytes> {
+    pub(crate) fn read_whole(&self, rel: &str) -> Result<Bytes> {
         match &self.backend {
             Backend::Local(root) => crate::direct_io::read_whole(&root.join(rel))
                 .map_err(|e| Error::unreadable_from(self.display(rel), e)),

@@ -149,7 +149,7 @@ impl Text {
 
     /// A handle to a copy of `s`, without looking for an equal string already held (for
     /// values that are almost always new, such as a transaction's own id).
-    pub fn fresh(s: &str) -> Text {
+    pub(crate) fn fresh(s: &str) -> Text {
         let stored = shard_of(s).1.lock().unwrap_or_else(|e| e.into_inner()).store(s);
         Shard::hand_out(stored)
     }
@@ -162,7 +162,7 @@ impl Text {
     }
 
     /// The handle numbered `n` ([`Text::handle`]), if one was handed out.
-    pub fn from_handle(n: u32) -> Option<Text> {
+    pub(crate) fn from_handle(n: u32) -> Option<Text> {
         let id = n as usize;
         let stored = SEGMENTS.get(id / SEGMENT)?.get().and_then(|t| t[id % SEGMENT].get()).is_some();
         stored.then_some(()).and(NonZeroU32::new(n)).map(Text)
@@ -180,7 +180,7 @@ impl Text {
 /// a cache miss when the strings are many (a year's transaction ids). In a loop this short the
 /// CPU runs ahead and the misses of many strings overlap; in a long one (hashing an id) it
 /// cannot, and each string costs two misses in turn.
-pub fn warm(texts: impl Iterator<Item = Text>) {
+pub(crate) fn warm(texts: impl Iterator<Item = Text>) {
     let mut seen = 0u8;
     for t in texts {
         let s = t.as_str().as_bytes();

@@ -92,16 +92,16 @@ impl std::fmt::Display for Code {
 
 /// One problem of one row: the field, the offending value and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub field: String,
-    pub value: String,
-    pub code: Code,
+pub(crate) struct Problem {
+    pub(crate) field: String,
+    pub(crate) value: String,
+    pub(crate) code: Code,
 }
 
 /// `text` without leading and trailing white space, as [`str::trim`] gives it. Most cells
 /// start and end with a printable ASCII byte, which no white space is: those are returned
 /// as they are without decoding characters from both ends (tens of millions of cells a run).
-pub fn trim(text: &str) -> &str {
+pub(crate) fn trim(text: &str) -> &str {
     let printable = |b: &u8| (b'!'..=b'~').contains(b);
     match (text.as_bytes().first(), text.as_bytes().last()) {
         (Some(first), Some(last)) if printable(first) && printable(last) => text,
@@ -110,7 +110,7 @@ pub fn trim(text: &str) -> &str {
 }
 
 /// `YYYY-MM-DD`, a real calendar date.
-pub fn parse_date(text: &str) -> Option<NaiveDate> {
+pub(crate) fn parse_date(text: &str) -> Option<NaiveDate> {
     let b = text.as_bytes();
     let shape = b.len() == 10
         && b[4] == b'-'
@@ -127,7 +127,7 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
 
 /// `YYYY-MM-DD`, as [`parse_date`] reads it, without the formatting machinery (dates are a
 /// good share of report cells and of parquet feed cells).
-pub fn write_date(buf: &mut Vec<u8>, d: chrono::NaiveDate) {
+pub(crate) fn write_date(buf: &mut Vec<u8>, d: chrono::NaiveDate) {
     let (y, m, day) = (d.year(), d.month(), d.day());
     if !(0..=9999).contains(&y) {
         use std::io::Write;
@@ -146,7 +146,7 @@ pub fn write_date(buf: &mut Vec<u8>, d: chrono::NaiveDate) {
 }
 
 /// `YYYY-MM` as the first day of that month.
-pub fn parse_month(text: &str) -> Option<NaiveDate> {
+pub(crate) fn parse_month(text: &str) -> Option<NaiveDate> {
     let b = text.as_bytes();
     if b.len() != 7 || b[4] != b'-' {
         return None;
@@ -155,7 +155,7 @@ pub fn parse_month(text: &str) -> Option<NaiveDate> {
 }
 
 /// The first day of the month of `d`.
-pub fn month_of(d: NaiveDate) -> NaiveDate {
+pub(crate) fn month_of(d: NaiveDate) -> NaiveDate {
     d.with_day(1).expect("day 1 exists in every month")
 }
 
@@ -164,7 +164,7 @@ pub fn month_of(d: NaiveDate) -> NaiveDate {
 const STILL_ACTIVE: [&str; 1] = ["VES"];
 
 /// An active ISO 4217 currency with a minor unit: its number of minor digits.
-pub fn currency_minor_digits(code: &str) -> Option<u32> {
+pub(crate) fn currency_minor_digits(code: &str) -> Option<u32> {
     // Every row names one: the answers for all 26^3 codes are worked out once (the ISO table
     // is a long match on the code).
     static DIGITS: std::sync::OnceLock<Vec<Option<u8>>> = std::sync::OnceLock::new();
@@ -193,39 +193,35 @@ fn look_up_minor_digits(code: &str) -> Option<u32> {
 }
 
 /// An officially assigned ISO 3166-1 alpha-2 code.
-pub fn is_country(code: &str) -> bool {
+pub(crate) fn is_country(code: &str) -> bool {
     code.len() == 2
         && code.bytes().all(|b| b.is_ascii_uppercase())
         && isocountry::CountryCode::for_alpha2(code).is_ok()
 }
 
 /// Largest quantity (2^31 − 1).
-pub const MAX_QUANTITY: i64 = i32::MAX as i64;
+pub(crate) const MAX_QUANTITY: i64 = i32::MAX as i64;
 /// Amounts have at most 14 integer digits.
-pub const AMOUNT_LIMIT: i128 = decimal::pow10(14 + AMOUNT_SCALE);
+pub(crate) const AMOUNT_LIMIT: i128 = decimal::pow10(14 + AMOUNT_SCALE);
 /// Amounts are read with 4 fraction digits.
-pub const AMOUNT_SCALE: u32 = 4;
+pub(crate) const AMOUNT_SCALE: u32 = 4;
 /// Rates are read with 8 fraction digits.
-pub const RATE_SCALE: u32 = 8;
+pub(crate) const RATE_SCALE: u32 = 8;
 
 /// Walks the cells of one record (in the feed's column order) and collects its problems.
-pub struct RowCheck<'a> {
+pub(crate) struct RowCheck<'a> {
     columns: &'static [&'static str],
     cells: &'a [&'a str],
-    pub problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl<'a> RowCheck<'a> {
-    pub fn new(columns: &'static [&'static str], cells: &'a [&'a str]) -> Self {
+    pub(crate) fn new(columns: &'static [&'static str], cells: &'a [&'a str]) -> Self {
         RowCheck { columns, cells, problems: Vec::new() }
     }
 
-    pub fn raw(&self, col: usize) -> &'a str {
-        self.cells[col]
-    }
-
     /// Records a problem with the raw cell as its value.
-    pub fn fail(&mut self, col: usize, code: Code) {
+    pub(crate) fn fail(&mut self, col: usize, code: Code) {
         self.problems.push(Problem {
             field: self.columns[col].to_string(),
             value: self.cells[col].to_string(),
@@ -234,17 +230,17 @@ impl<'a> RowCheck<'a> {
     }
 
     /// Records a problem with a value of our choosing (an id as compared).
-    pub fn fail_with(&mut self, col: usize, value: &str, code: Code) {
+    pub(crate) fn fail_with(&mut self, col: usize, value: &str, code: Code) {
         self.problems.push(Problem { field: self.columns[col].to_string(), value: value.into(), code });
     }
 
     /// Whether the cell is empty (nothing but white space).
-    pub fn is_empty(&self, col: usize) -> bool {
+    pub(crate) fn is_empty(&self, col: usize) -> bool {
         trim(self.cells[col]).is_empty()
     }
 
     /// A required cell, or `MISSING_VALUE`.
-    pub fn required(&mut self, col: usize) -> Option<&'a str> {
+    pub(crate) fn required(&mut self, col: usize) -> Option<&'a str> {
         if self.is_empty(col) {
             self.fail(col, Code::MissingValue);
             None
@@ -254,31 +250,26 @@ impl<'a> RowCheck<'a> {
     }
 
     /// A required identifier, trimmed.
-    pub fn id(&mut self, col: usize) -> Option<String> {
+    pub(crate) fn id(&mut self, col: usize) -> Option<String> {
         self.id_str(col).map(str::to_string)
     }
 
     /// A required identifier, trimmed, borrowed from the cell.
-    pub fn id_str(&mut self, col: usize) -> Option<&'a str> {
+    pub(crate) fn id_str(&mut self, col: usize) -> Option<&'a str> {
         self.required(col).map(trim)
     }
 
-    /// An optional identifier, trimmed; `None` when empty.
-    pub fn opt_id(&self, col: usize) -> Option<String> {
-        self.opt_id_str(col).map(str::to_string)
-    }
-
     /// An optional identifier, trimmed, borrowed from the cell; `None` when empty.
-    pub fn opt_id_str(&self, col: usize) -> Option<&'a str> {
+    pub(crate) fn opt_id_str(&self, col: usize) -> Option<&'a str> {
         (!self.is_empty(col)).then(|| trim(self.cells[col]))
     }
 
     /// Required free text, kept exactly as delivered.
-    pub fn text(&mut self, col: usize) -> Option<String> {
+    pub(crate) fn text(&mut self, col: usize) -> Option<String> {
         self.required(col).map(str::to_string)
     }
 
-    pub fn date(&mut self, col: usize) -> Option<NaiveDate> {
+    pub(crate) fn date(&mut self, col: usize) -> Option<NaiveDate> {
         let text = self.required(col)?;
         let d = parse_date(text);
         if d.is_none() {
@@ -288,14 +279,14 @@ impl<'a> RowCheck<'a> {
     }
 
     /// An optional date: `Some(None)` when empty, `None` when malformed (already recorded).
-    pub fn opt_date(&mut self, col: usize) -> Option<Option<NaiveDate>> {
+    pub(crate) fn opt_date(&mut self, col: usize) -> Option<Option<NaiveDate>> {
         if self.is_empty(col) {
             return Some(None);
         }
         self.date(col).map(Some)
     }
 
-    pub fn month(&mut self, col: usize) -> Option<NaiveDate> {
+    pub(crate) fn month(&mut self, col: usize) -> Option<NaiveDate> {
         let text = self.required(col)?;
         let m = parse_month(text);
         if m.is_none() {
@@ -305,7 +296,7 @@ impl<'a> RowCheck<'a> {
     }
 
     /// A decimal in units of 10^-`scale`.
-    pub fn decimal(&mut self, col: usize, scale: u32) -> Option<i128> {
+    pub(crate) fn decimal(&mut self, col: usize, scale: u32) -> Option<i128> {
         let text = self.required(col)?;
         match decimal::parse(text, scale) {
             Ok(v) => Some(v),
@@ -320,7 +311,7 @@ impl<'a> RowCheck<'a> {
         }
     }
 
-    pub fn integer(&mut self, col: usize) -> Option<i64> {
+    pub(crate) fn integer(&mut self, col: usize) -> Option<i64> {
         let text = self.required(col)?;
         let digits = text.strip_prefix('-').unwrap_or(text);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -336,7 +327,7 @@ impl<'a> RowCheck<'a> {
         }
     }
 
-    pub fn boolean(&mut self, col: usize) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, col: usize) -> Option<bool> {
         match self.required(col)? {
             "true" => Some(true),
             "false" => Some(false),
@@ -348,7 +339,7 @@ impl<'a> RowCheck<'a> {
     }
 
     /// One of `values` (written exactly), or `code` (`BAD_ENUM`, or `UNKNOWN_ROLE` for roles).
-    pub fn one_of<T: Copy>(&mut self, col: usize, values: &[(&str, T)], code: Code) -> Option<T> {
+    pub(crate) fn one_of<T: Copy>(&mut self, col: usize, values: &[(&str, T)], code: Code) -> Option<T> {
         let text = self.required(col)?;
         let found = values.iter().find(|(name, _)| *name == text).map(|(_, v)| *v);
         if found.is_none() {
@@ -357,12 +348,12 @@ impl<'a> RowCheck<'a> {
         found
     }
 
-    pub fn currency(&mut self, col: usize) -> Option<String> {
+    pub(crate) fn currency(&mut self, col: usize) -> Option<String> {
         self.currency_str(col).map(str::to_string)
     }
 
     /// A currency code, borrowed from the cell.
-    pub fn currency_str(&mut self, col: usize) -> Option<&'a str> {
+    pub(crate) fn currency_str(&mut self, col: usize) -> Option<&'a str> {
         let text = self.required(col)?;
         if currency_minor_digits(text).is_some() {
             Some(text)
@@ -372,7 +363,7 @@ impl<'a> RowCheck<'a> {
         }
     }
 
-    pub fn country(&mut self, col: usize) -> Option<String> {
+    pub(crate) fn country(&mut self, col: usize) -> Option<String> {
         let text = self.required(col)?;
         if is_country(text) {
             Some(text.to_string())

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Format {
+pub(crate) enum Format {
     Csv,
     CsvGz,
     Parquet,
@@ -27,15 +27,15 @@ impl Format {
 
 /// One delivery file of one feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryFile {
-    pub feed: Feed,
+pub(crate) struct DeliveryFile {
+    pub(crate) feed: Feed,
     /// Path relative to the landing zone, e.g. `transactions/2026-09-01.csv`.
-    pub path: String,
-    pub date: NaiveDate,
+    pub(crate) path: String,
+    pub(crate) date: NaiveDate,
     /// What stands between the date and the extension, e.g. `-b` (empty for none).
-    pub suffix: String,
-    pub format: Format,
-    pub size: u64,
+    pub(crate) suffix: String,
+    pub(crate) format: Format,
+    pub(crate) size: u64,
 }
 
 impl DeliveryFile {
@@ -47,21 +47,21 @@ impl DeliveryFile {
 
 /// A file in the landing zone that no run reads, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ignored {
-    pub path: String,
-    pub reason: String,
+pub(crate) struct Ignored {
+    pub(crate) path: String,
+    pub(crate) reason: String,
 }
 
 /// Everything found in a landing zone.
 #[derive(Debug, Default)]
 pub struct Landing {
     /// Delivery files of every feed, each feed's files in delivery order.
-    pub files: Vec<DeliveryFile>,
-    pub ignored: Vec<Ignored>,
+    pub(crate) files: Vec<DeliveryFile>,
+    pub(crate) ignored: Vec<Ignored>,
 }
 
 /// Parses a file name of a feed folder: `<YYYY-MM-DD>[-<anything>].<csv|csv.gz|parquet>`.
-pub fn parse_file_name(name: &str) -> Result<(NaiveDate, String, Format), String> {
+pub(crate) fn parse_file_name(name: &str) -> Result<(NaiveDate, String, Format), String> {
     let (stem, format) = if let Some(s) = name.strip_suffix(".csv.gz") {
         (s, Format::CsvGz)
     } else if let Some(s) = name.strip_suffix(".csv") {
@@ -118,12 +118,12 @@ impl Landing {
     }
 
     /// The newest delivery date of any feed.
-    pub fn newest_date(&self) -> Option<NaiveDate> {
+    pub(crate) fn newest_date(&self) -> Option<NaiveDate> {
         self.files.iter().map(|f| f.date).max()
     }
 
     /// The files a run for `run_date` reads from `feed`, in delivery order.
-    pub fn select(&self, feed: Feed, run_date: NaiveDate) -> Vec<&DeliveryFile> {
+    pub(crate) fn select(&self, feed: Feed, run_date: NaiveDate) -> Vec<&DeliveryFile> {
         let on_or_before = self.files.iter().filter(|f| f.feed == feed && f.date <= run_date);
         if feed.is_snapshot() {
             let newest = on_or_before.clone().map(|f| f.date).max();

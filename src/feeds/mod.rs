@@ -5,15 +5,15 @@
 //! accepted into a typed table or rejected with its reasons). The contract is `feeds.md`.
 
 pub mod cells;
-pub mod landing;
-pub mod read;
-pub mod spill;
+pub(crate) mod landing;
+pub(crate) mod read;
+pub(crate) mod spill;
 pub mod tables;
 pub mod validate;
 
-pub use landing::{DeliveryFile, Landing};
+pub use landing::Landing;
 pub use tables::Feeds;
-pub use validate::{FileCount, Ingest, Reject, ingest};
+pub use validate::{Ingest, Reject, ingest};
 
 /// The seven feeds of the landing zone, in the order they are validated (references point
 /// backwards: everything names partners; transactions need exchange rates).
@@ -29,7 +29,7 @@ pub enum Feed {
 }
 
 impl Feed {
-    pub const ALL: [Feed; 7] = [
+    pub(crate) const ALL: [Feed; 7] = [
         Feed::Partners,
         Feed::Agreements,
         Feed::Competencies,
@@ -40,7 +40,7 @@ impl Feed {
     ];
 
     /// The feed's folder name in the landing zone and its name in reports.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Feed::Partners => "partners",
             Feed::Agreements => "agreements",
@@ -52,12 +52,12 @@ impl Feed {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Feed> {
+    pub(crate) fn from_name(name: &str) -> Option<Feed> {
         Feed::ALL.into_iter().find(|f| f.name() == name)
     }
 
     /// Snapshot feeds: one delivery is the complete state. Event feeds add rows.
-    pub fn is_snapshot(self) -> bool {
+    pub(crate) fn is_snapshot(self) -> bool {
         !matches!(self, Feed::FxRates | Feed::Transactions)
     }
 
@@ -90,7 +90,7 @@ impl Feed {
     }
 
     /// Indexes (into [`Feed::columns`]) of the key columns.
-    pub fn key(self) -> &'static [usize] {
+    pub(crate) fn key(self) -> &'static [usize] {
         match self {
             Feed::Competencies => &[0, 1, 3],
             Feed::Users => &[0, 1],
@@ -100,7 +100,7 @@ impl Feed {
     }
 
     /// Column index by name; panics on a name that is not in the table (a bug).
-    pub fn col(self, name: &str) -> usize {
+    pub(crate) fn col(self, name: &str) -> usize {
         self.columns()
             .iter()
             .position(|c| *c == name)

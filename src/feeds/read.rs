@@ -10,7 +10,6 @@ use std::io::Read;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
-use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::ChunkReader;
 
@@ -19,9 +18,9 @@ use super::landing::Format;
 
 /// One record of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawRow {
+pub(crate) struct RawRow {
     /// 1 for the first data record; blank lines take no number.
-    pub row: u64,
+    pub(crate) row: u64,
     /// Where the record's cells start in its file's cell table ([`RawFile::cells`]), or the
     /// record's cell count when it does not have as many cells as the header (`BAD_RECORD`).
     shape: Result<usize, usize>,
@@ -33,9 +32,9 @@ pub struct RawRow {
 /// transactions is hundreds of thousands of cells, and an allocation each was a fifth of
 /// the time spent validating.
 #[derive(Debug, Default)]
-pub struct RawFile {
-    pub rows: Vec<RawRow>,
-    pub warnings: Vec<String>,
+pub(crate) struct RawFile {
+    pub(crate) rows: Vec<RawRow>,
+    pub(crate) warnings: Vec<String>,
     text: String,
     /// End of each cell in `text` (a cell starts where the one before it ends).
     ends: Vec<usize>,
@@ -67,7 +66,7 @@ impl RawFile {
 
     /// The cells of `r` (a record of this file), in the feed's column order, written into
     /// `out` (cleared first); or the record's cell count when it is ragged.
-    pub fn cells_into<'a>(&'a self, r: &RawRow, out: &mut Vec<&'a str>) -> Result<(), usize> {
+    pub(crate) fn cells_into<'a>(&'a self, r: &RawRow, out: &mut Vec<&'a str>) -> Result<(), usize> {
         out.clear();
         let first = r.shape?;
         let mut start = if first == 0 { 0 } else { self.ends[first - 1] };
@@ -79,7 +78,7 @@ impl RawFile {
     }
 
     /// The cells of `r`, as [`RawFile::cells_into`] gives them, in a vector of their own.
-    pub fn cells(&self, r: &RawRow) -> Result<Vec<&str>, usize> {
+    pub(crate) fn cells(&self, r: &RawRow) -> Result<Vec<&str>, usize> {
         let mut out = Vec::with_capacity(self.width);
         self.cells_into(r, &mut out).map(|()| out)
     }
@@ -87,7 +86,8 @@ impl RawFile {
 
 /// Reads a whole delivery file held in memory (tests, small files). An `Err` is the reason the
 /// whole file cannot be read.
-pub fn read_file(feed: Feed, format: Format, bytes: &Bytes) -> Result<RawFile, String> {
+#[cfg(test)]
+fn read_file(feed: Feed, format: Format, bytes: &bytes::Bytes) -> Result<RawFile, String> {
     match format {
         Format::Csv | Format::CsvGz => read_stream(feed, format, bytes.as_ref()),
         Format::Parquet => read_parquet(feed, bytes.clone()),
@@ -95,7 +95,7 @@ pub fn read_file(feed: Feed, format: Format, bytes: &Bytes) -> Result<RawFile, S
 }
 
 /// Reads a CSV delivery (plain or gzip) front to back from a stream.
-pub fn read_stream(feed: Feed, format: Format, reader: impl Read) -> Result<RawFile, String> {
+pub(crate) fn read_stream(feed: Feed, format: Format, reader: impl Read) -> Result<RawFile, String> {
     match format {
         Format::CsvGz => read_csv(feed, flate2::read::MultiGzDecoder::new(reader), "gzip"),
         _ => read_csv(feed, reader, "CSV"),
@@ -105,7 +105,7 @@ pub fn read_stream(feed: Feed, format: Format, reader: impl Read) -> Result<RawF
 /// Reads a parquet delivery through ranged reads. The parquet reader can panic on some corrupt
 /// footers (it asserts instead of returning an error); a damaged file must be an error naming
 /// it, never a crash.
-pub fn read_parquet<R: ChunkReader + 'static>(feed: Feed, file: R) -> Result<RawFile, String> {
+pub(crate) fn read_parquet<R: ChunkReader + 'static>(feed: Feed, file: R) -> Result<RawFile, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_parquet_unguarded(feed, file)))
         .unwrap_or_else(|panic| {
             let why = panic
@@ -404,6 +404,7 @@ impl TextColumn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn csv(text: &str) -> Result<RawFile, String> {
         read_csv(Feed::Users, text.as_bytes(), "CSV")
@@ -486,6 +487,7 @@ mod tests {
 mod corruption {
     //! Damaged files must come back as an error (or as rows), never as a panic.
     use super::*;
+    use bytes::Bytes;
     use proptest::prelude::*;
 
     fn parquet_sample() -> Vec<u8> {

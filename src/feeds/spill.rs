@@ -19,13 +19,13 @@ use chrono::{Datelike, NaiveDate};
 use super::tables::{Text, Transaction, TransactionType};
 
 /// Bytes of a row in a spill file.
-pub const ROW_BYTES: usize = 53;
+pub(crate) const ROW_BYTES: usize = 53;
 
 /// Rows buffered before a write.
 const BUFFER_ROWS: usize = 1 << 14;
 
 /// `t` as [`ROW_BYTES`] bytes (little-endian; handle 0 is "none").
-pub fn encode(t: &Transaction) -> [u8; ROW_BYTES] {
+pub(crate) fn encode(t: &Transaction) -> [u8; ROW_BYTES] {
     let mut b = [0u8; ROW_BYTES];
     let mut at = 0;
     let mut put = |bytes: &[u8]| {
@@ -87,7 +87,7 @@ fn bad(what: &str) -> io::Error {
 }
 
 /// The row [`encode`] made; an error if the bytes are not one (a damaged spill file).
-pub fn decode(b: &[u8; ROW_BYTES]) -> io::Result<Transaction> {
+pub(crate) fn decode(b: &[u8; ROW_BYTES]) -> io::Result<Transaction> {
     let mut f = Fields { bytes: b };
     Ok(Transaction {
         transaction_id: f.some_text("transaction_id")?,
@@ -122,7 +122,7 @@ fn unlinked_file(dir: &std::path::Path) -> io::Result<std::fs::File> {
 }
 
 /// Rows appended in order, read back by number or all in order.
-pub struct Spill {
+pub(crate) struct Spill {
     file: std::fs::File,
     /// The folder of the file, where its partitions go too.
     dir: std::path::PathBuf,
@@ -135,21 +135,17 @@ pub struct Spill {
 impl Spill {
     /// An empty spill in a new unlinked file in `dir` (the system's temporary folder, or a
     /// folder with room: 5.4 GB per 100 M rows).
-    pub fn new(dir: &std::path::Path) -> io::Result<Spill> {
+    pub(crate) fn new(dir: &std::path::Path) -> io::Result<Spill> {
         Ok(Spill { file: unlinked_file(dir)?, dir: dir.to_path_buf(), buffer: Vec::new(), written: 0 })
     }
 
     /// Rows pushed so far.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.written + (self.buffer.len() / ROW_BYTES) as u64
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Appends `t`; returns its row number.
-    pub fn push(&mut self, t: &Transaction) -> io::Result<u64> {
+    pub(crate) fn push(&mut self, t: &Transaction) -> io::Result<u64> {
         let n = self.len();
         self.buffer.extend_from_slice(&encode(t));
         if self.buffer.len() >= BUFFER_ROWS * ROW_BYTES {
@@ -166,7 +162,7 @@ impl Spill {
     }
 
     /// Row `n`.
-    pub fn get(&mut self, n: u64) -> io::Result<Transaction> {
+    pub(crate) fn get(&mut self, n: u64) -> io::Result<Transaction> {
         let mut b = [0u8; ROW_BYTES];
         if n >= self.written {
             let at = usize::try_from(n - self.written).ok().map(|i| i * ROW_BYTES);
@@ -181,7 +177,7 @@ impl Spill {
     }
 
     /// The rows, written out and read-only from now on.
-    pub fn seal(mut self) -> io::Result<Sealed> {
+    pub(crate) fn seal(mut self) -> io::Result<Sealed> {
         self.flush()?;
         Ok(Sealed { file: std::sync::Arc::new(self.file), dir: self.dir, rows: self.written })
     }
@@ -189,7 +185,7 @@ impl Spill {
 
 /// A spill whose rows are all written (see [`Spill::seal`]); clones share the file.
 #[derive(Debug, Clone)]
-pub struct Sealed {
+pub(crate) struct Sealed {
     file: std::sync::Arc<std::fs::File>,
     dir: std::path::PathBuf,
     rows: u64,
@@ -197,16 +193,12 @@ pub struct Sealed {
 
 impl Sealed {
     /// Rows in the file.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.rows
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
-
     /// Every row in order, with its number, read a block at a time.
-    pub fn scan(&self, mut f: impl FnMut(u64, Transaction)) -> io::Result<()> {
+    pub(crate) fn scan(&self, mut f: impl FnMut(u64, Transaction)) -> io::Result<()> {
         let mut block = vec![0u8; BUFFER_ROWS * ROW_BYTES];
         let mut n = 0;
         while n < self.rows {
@@ -225,7 +217,7 @@ impl Sealed {
     /// left out; `counts` the rows of each, known from an earlier pass), each keeping the rows'
     /// order, in a new unlinked file in the spill's folder: one sequential pass, through a
     /// buffer per partition. An error if the rows disagree with the counts.
-    pub fn partition(
+    pub(crate) fn partition(
         &self,
         counts: &[u64],
         part_of: impl Fn(&Transaction) -> Option<usize>,
@@ -269,7 +261,7 @@ impl Sealed {
 }
 
 /// Rows grouped in partitions (see [`Sealed::partition`]).
-pub struct Partitions {
+pub(crate) struct Partitions {
     file: std::fs::File,
     /// Partition `k` is rows `starts[k]..starts[k + 1]`.
     starts: Vec<u64>,
@@ -277,7 +269,7 @@ pub struct Partitions {
 
 impl Partitions {
     /// The rows of partitions `parts`, in order (one read).
-    pub fn read(&self, parts: std::ops::Range<usize>) -> io::Result<Vec<Transaction>> {
+    pub(crate) fn read(&self, parts: std::ops::Range<usize>) -> io::Result<Vec<Transaction>> {
         let (first, end) = (self.starts[parts.start], self.starts[parts.end]);
         let mut bytes = vec![0u8; ((end - first) as usize) * ROW_BYTES];
         self.file.read_exact_at(&mut bytes, first * ROW_BYTES as u64)?;

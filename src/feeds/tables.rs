@@ -175,12 +175,12 @@ pub struct Feeds {
     pub transactions: Vec<Transaction>,
     /// The same rows in a local file instead, for runs larger than memory (see
     /// [`crate::feeds::spill`]).
-    pub spilled: Option<crate::feeds::spill::Sealed>,
+    pub(crate) spilled: Option<crate::feeds::spill::Sealed>,
 }
 
 impl Feeds {
     /// Every accepted transaction, in order, wherever it is held.
-    pub fn for_each_transaction(&self, mut f: impl FnMut(&Transaction)) -> std::io::Result<()> {
+    pub(crate) fn for_each_transaction(&self, mut f: impl FnMut(&Transaction)) -> std::io::Result<()> {
         self.transactions.iter().for_each(&mut f);
         match &self.spilled {
             Some(s) => s.scan(|_, t| f(&t)),
@@ -189,7 +189,7 @@ impl Feeds {
     }
 
     /// Accepted transactions.
-    pub fn transaction_count(&self) -> u64 {
+    pub(crate) fn transaction_count(&self) -> u64 {
         self.transactions.len() as u64 + self.spilled.as_ref().map_or(0, |s| s.len())
     }
 }

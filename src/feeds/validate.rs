@@ -25,7 +25,7 @@ use crate::store::Store;
 /// One problem of one rejected row, as the rejects report lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
-    pub feed: Feed,
+    pub(crate) feed: Feed,
     /// Path relative to the landing zone.
     pub file: String,
     pub row: u64,
@@ -37,11 +37,11 @@ pub struct Reject {
 /// The reconciliation of one file read: rows = accepted + rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileCount {
-    pub feed: Feed,
+    pub(crate) feed: Feed,
     pub path: String,
-    pub delivery_date: NaiveDate,
-    pub size: u64,
-    pub sha256: String,
+    pub(crate) delivery_date: NaiveDate,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
     pub rows: u64,
     pub accepted: u64,
     pub rejected: u64,
@@ -50,7 +50,7 @@ pub struct FileCount {
 /// A file that could not be read and was skipped under `--keep-going`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
-    pub feed: Feed,
+    pub(crate) feed: Feed,
     pub path: String,
     pub reason: String,
 }
@@ -64,7 +64,7 @@ pub struct Ingest {
     /// The files read, in feed then delivery order.
     pub files: Vec<FileCount>,
     pub skipped: Vec<Skipped>,
-    pub ignored: Vec<Ignored>,
+    pub(crate) ignored: Vec<Ignored>,
     /// Warnings about files that were read (extra columns, ...), each naming its file.
     pub warnings: Vec<String>,
 }
@@ -98,17 +98,17 @@ impl Ingest {
         self.files[file].accepted += 1;
     }
 
-    pub fn rows_read(&self) -> u64 {
+    pub(crate) fn rows_read(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()
     }
-    pub fn rows_accepted(&self) -> u64 {
+    pub(crate) fn rows_accepted(&self) -> u64 {
         self.files.iter().map(|f| f.accepted).sum()
     }
-    pub fn rows_rejected(&self) -> u64 {
+    pub(crate) fn rows_rejected(&self) -> u64 {
         self.files.iter().map(|f| f.rejected).sum()
     }
     /// The newest delivery date among the files read successfully.
-    pub fn data_as_of(&self) -> Option<NaiveDate> {
+    pub(crate) fn data_as_of(&self) -> Option<NaiveDate> {
         self.files.iter().map(|f| f.delivery_date).max()
     }
 }
@@ -152,16 +152,16 @@ pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going:
 
 /// When a run keeps its accepted transactions in a local file instead of in memory.
 #[derive(Debug, Clone)]
-pub struct SpillPolicy {
+pub(crate) struct SpillPolicy {
     /// Spill when the transaction files are expected to hold more rows than this.
-    pub above_rows: u64,
+    pub(crate) above_rows: u64,
     /// Where the spill files go (unlinked at once; about 160 bytes of disk per row).
-    pub dir: std::path::PathBuf,
+    pub(crate) dir: std::path::PathBuf,
 }
 
 /// [`ingest`], with the accepted transactions spilled to a local file (see
 /// [`crate::feeds::spill`]) when `spill` says so.
-pub fn ingest_spilling(
+pub(crate) fn ingest_spilling(
     store: &Store,
     landing: &Landing,
     run_date: NaiveDate,
@@ -266,21 +266,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// [`sha256_hex`] of the concatenation of `parts`, without concatenating them.
-pub fn sha256_hex_of_parts<'p>(parts: impl IntoIterator<Item = &'p [u8]>) -> String {
+pub(crate) fn sha256_hex_of_parts<'p>(parts: impl IntoIterator<Item = &'p [u8]>) -> String {
     let mut h = Sha256::new();
     parts.into_iter().for_each(|p| h.update(p));
     hex(&h.finalize())
 }
 
 /// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut digits = vec![0; 2 * bytes.len()];
     hex_into(bytes, &mut digits);
     String::from_utf8(digits).expect("hex digits are ASCII")
 }
 
 /// Lower-case hex of `bytes` into `out` (twice as long).
-pub fn hex_into(bytes: &[u8], out: &mut [u8]) {
+pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
         pair.copy_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);

@@ -32,7 +32,7 @@ fn needs_quotes(t: &[u8]) -> bool {
 
 /// A text cell: a leading `'` where a spreadsheet would run it as a formula, quoted (quotes
 /// doubled) where needed.
-pub fn push_text(buf: &mut Vec<u8>, t: &str) {
+pub(crate) fn push_text(buf: &mut Vec<u8>, t: &str) {
     // The formula starts are ASCII, so the first byte tells.
     let guard = t.as_bytes().first().is_some_and(|&b| FORMULA_START.contains(&char::from(b)));
     if !needs_quotes(t.as_bytes()) {
@@ -89,7 +89,7 @@ fn cell(values: &Values, row: usize, buf: &mut Vec<u8>) {
 }
 
 /// The CSV bytes of `table`.
-pub fn to_csv(table: &Table) -> Vec<u8> {
+pub(crate) fn to_csv(table: &Table) -> Vec<u8> {
     // A generous first guess of the size, so that the buffer rarely grows (and copies).
     let mut out = Vec::with_capacity(64 + table.rows() * table.columns.len() * 12);
     header(table, &mut out);
@@ -100,7 +100,7 @@ pub fn to_csv(table: &Table) -> Vec<u8> {
 }
 
 /// Appends the header line of `table`'s columns (a report written in chunks starts with it).
-pub fn header(table: &Table, buf: &mut Vec<u8>) {
+pub(crate) fn header(table: &Table, buf: &mut Vec<u8>) {
     for (i, (name, _)) in table.columns.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
@@ -111,7 +111,7 @@ pub fn header(table: &Table, buf: &mut Vec<u8>) {
 }
 
 /// Appends the record of row `row` of `table`, with its `\n`.
-pub fn row(table: &Table, row: usize, buf: &mut Vec<u8>) {
+pub(crate) fn row(table: &Table, row: usize, buf: &mut Vec<u8>) {
     let start = buf.len();
     for (i, (_, v)) in table.columns.iter().enumerate() {
         if i > 0 {

@@ -11,10 +11,10 @@ use crate::feeds::tables::{Role, User};
 use crate::publish::{FileParts, Folder};
 
 /// The reports each partner gets, by name, in the folder.
-pub const EXPORTED: [&str; 4] = ["earnings", "unearned", "payouts", "dashboard"];
+pub(crate) const EXPORTED: [&str; 4] = ["earnings", "unearned", "payouts", "dashboard"];
 
 /// Folder name of a partner: `partner_id=` and the percent-encoded id.
-pub fn folder_name(partner_id: &str) -> String {
+pub(crate) fn folder_name(partner_id: &str) -> String {
     let mut s = String::from("partner_id=");
     for b in partner_id.bytes() {
         if b.is_ascii_alphanumeric() || b"._~-".contains(&b) {
@@ -61,7 +61,7 @@ fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
 
 /// Makes partners' export folders: for the partner at a position of the sorted partner ids,
 /// its file of each exported report, then its `access.csv`.
-pub struct Exporter<'a> {
+pub(crate) struct Exporter<'a> {
     run_date: chrono::NaiveDate,
     partner_ids: &'a [&'a str],
     /// The exported reports' names ([`EXPORTED`] order) and CSV headers.
@@ -70,7 +70,7 @@ pub struct Exporter<'a> {
 }
 
 impl<'a> Exporter<'a> {
-    pub fn new(
+    pub(crate) fn new(
         run_date: chrono::NaiveDate,
         partner_ids: &'a [&'a str],
         reports: Vec<(&'static str, Vec<u8>)>,
@@ -85,13 +85,13 @@ impl<'a> Exporter<'a> {
     }
 
     /// Report `k`'s CSV header.
-    pub fn header(&self, k: usize) -> &bytes::Bytes {
+    pub(crate) fn header(&self, k: usize) -> &bytes::Bytes {
         &self.reports[k].1
     }
 
     /// The folder of the partner at position `i`, where `file_of(k)` is its file of report `k`
     /// (header included) and that file's row count.
-    pub fn folder(&self, i: usize, file_of: impl Fn(usize) -> (u64, FileParts)) -> Folder {
+    pub(crate) fn folder(&self, i: usize, file_of: impl Fn(usize) -> (u64, FileParts)) -> Folder {
         let id = self.partner_ids[i];
         let path = format!("exports/run_date={}/{}", self.run_date, folder_name(id));
         let mut files: Vec<(String, u64, FileParts)> = self
@@ -117,7 +117,7 @@ impl<'a> Exporter<'a> {
     /// what a run (first to last position) needs, told the next run too so it can ask for it
     /// ahead, and `file_of` gives the file of report `k` of the partner at a position. Each
     /// run's folders, made in parallel, go to `sink`.
-    pub fn export<R: Sync, E: Send>(
+    pub(crate) fn export<R: Sync, E: Send>(
         &self,
         positions: &[usize],
         mut read_run: impl FnMut(usize, Range<usize>, Option<Range<usize>>) -> Result<R, E>,
@@ -147,7 +147,7 @@ const RUN_PARTNERS: usize = 512;
 /// A partner's export of `table` (its rows already selected): the row count and the CSV, for
 /// tests (a run cuts exports from the report's staged CSV, `reports::writer::Run`).
 #[cfg(test)]
-pub fn csv_file(table: &Table) -> (u64, Vec<u8>) {
+pub(crate) fn csv_file(table: &Table) -> (u64, Vec<u8>) {
     (table.rows() as u64, csv_out::to_csv(table))
 }
 

@@ -9,63 +9,63 @@ use serde::Serialize;
 use crate::feeds::Ingest;
 
 #[derive(Debug, Serialize)]
-pub struct Input {
-    pub feed: String,
-    pub delivery_date: String,
-    pub size: u64,
-    pub sha256: String,
-    pub rows: u64,
-    pub accepted: u64,
-    pub rejected: u64,
+pub(crate) struct Input {
+    pub(crate) feed: String,
+    pub(crate) delivery_date: String,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
+    pub(crate) rows: u64,
+    pub(crate) accepted: u64,
+    pub(crate) rejected: u64,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Listed {
-    pub path: String,
-    pub reason: String,
+pub(crate) struct Listed {
+    pub(crate) path: String,
+    pub(crate) reason: String,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Output {
-    pub rows: u64,
-    pub sha256: String,
+pub(crate) struct Output {
+    pub(crate) rows: u64,
+    pub(crate) sha256: String,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ProgramFile {
-    pub id: String,
-    pub sha256: String,
+pub(crate) struct ProgramFile {
+    pub(crate) id: String,
+    pub(crate) sha256: String,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Totals {
-    pub rows_read: u64,
-    pub accepted: u64,
-    pub rejected: u64,
+pub(crate) struct Totals {
+    pub(crate) rows_read: u64,
+    pub(crate) accepted: u64,
+    pub(crate) rejected: u64,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Manifest {
-    pub run_date: String,
+pub(crate) struct Manifest {
+    pub(crate) run_date: String,
     /// Derived from the inputs, programs and version (the same on a re-run of the same inputs).
-    pub run_id: String,
+    pub(crate) run_id: String,
     /// The immutable prefix (under the output location) the run's files were published from.
-    pub published_from: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub program_version: String,
-    pub programs: BTreeMap<String, ProgramFile>,
-    pub data_as_of: Option<String>,
-    pub inputs: BTreeMap<String, Input>,
-    pub ignored: Vec<Listed>,
-    pub skipped: Vec<Listed>,
-    pub outputs: BTreeMap<String, Output>,
-    pub totals: Totals,
+    pub(crate) published_from: String,
+    pub(crate) started_at: String,
+    pub(crate) finished_at: String,
+    pub(crate) program_version: String,
+    pub(crate) programs: BTreeMap<String, ProgramFile>,
+    pub(crate) data_as_of: Option<String>,
+    pub(crate) inputs: BTreeMap<String, Input>,
+    pub(crate) ignored: Vec<Listed>,
+    pub(crate) skipped: Vec<Listed>,
+    pub(crate) outputs: BTreeMap<String, Output>,
+    pub(crate) totals: Totals,
 }
 
 impl Manifest {
     /// The input side of the manifest from what ingestion counted.
-    pub fn inputs(ingest: &Ingest) -> (BTreeMap<String, Input>, Vec<Listed>, Vec<Listed>, Totals) {
+    pub(crate) fn inputs(ingest: &Ingest) -> (BTreeMap<String, Input>, Vec<Listed>, Vec<Listed>, Totals) {
         let inputs = ingest
             .files
             .iter()
@@ -105,7 +105,7 @@ impl Manifest {
     /// The manifest as serde_json's pretty JSON and a new line, in pieces to be written one
     /// after the other. The outputs (five lines for each file written: 1.5 M files at 30 M
     /// transaction lines, 270 MB) are rendered in parallel, in serde_json's layout.
-    pub fn to_json_parts(&mut self) -> Vec<Vec<u8>> {
+    pub(crate) fn json_parts(&mut self) -> Vec<Vec<u8>> {
         use rayon::prelude::*;
         // The outputs' key at the top level: inside a string a quote is escaped, so this
         // cannot match elsewhere.
@@ -145,7 +145,7 @@ impl Manifest {
     }
 }
 
-/// Outputs rendered to JSON by one task of [`Manifest::to_json_parts`].
+/// Outputs rendered to JSON by one task of [`Manifest::json_parts`].
 const OUTPUTS_PER_PART: usize = 1 << 14;
 
 #[cfg(test)]
@@ -185,7 +185,7 @@ mod tests {
             let mut m = manifest(n);
             let mut expected = serde_json::to_vec_pretty(&m).unwrap();
             expected.push(b'\n');
-            assert_eq!(m.to_json_parts().concat(), expected, "{n} outputs");
+            assert_eq!(m.json_parts().concat(), expected, "{n} outputs");
             assert_eq!(m.outputs.len(), n, "the outputs are kept");
         }
     }

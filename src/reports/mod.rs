@@ -2,13 +2,13 @@
 //! [`Table`] of typed columns and written in both formats, so the two can never disagree (the
 //! earnings report's fast encoder is held to its table by tests, see [`tables`]).
 
-pub mod csv_out;
-pub mod exports;
-pub mod manifest;
-pub mod parquet_out;
-pub mod rejects;
-pub mod tables;
-pub mod writer;
+pub(crate) mod csv_out;
+pub(crate) mod exports;
+pub(crate) mod manifest;
+pub(crate) mod parquet_out;
+pub(crate) mod rejects;
+pub(crate) mod tables;
+pub(crate) mod writer;
 
 use std::borrow::Cow;
 
@@ -17,7 +17,7 @@ use chrono::NaiveDate;
 /// One column of a report, typed the way both writers need it. Text borrows from the data it
 /// reports where it can, so that building a report does not copy every string.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Values<'a> {
+pub(crate) enum Values<'a> {
     /// Identifiers, names, codes: subject to the CSV formula guard.
     Text(Vec<Option<Cow<'a, str>>>),
     Int(Vec<Option<i64>>),
@@ -36,7 +36,7 @@ pub enum Values<'a> {
 }
 
 impl<'a> Values<'a> {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Values::Text(v) => v.len(),
             Values::Int(v) => v.len(),
@@ -47,12 +47,8 @@ impl<'a> Values<'a> {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// A column of the same type with no rows.
-    pub fn empty_like(&self) -> Values<'a> {
+    pub(crate) fn empty_like(&self) -> Values<'a> {
         match self {
             Values::Text(_) => Values::Text(Vec::new()),
             Values::Int(_) => Values::Int(Vec::new()),
@@ -70,25 +66,25 @@ impl<'a> Values<'a> {
 
 /// A report: named columns of equal length, rows already in the spec's order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Table<'a> {
-    pub name: &'static str,
-    pub columns: Vec<(&'static str, Values<'a>)>,
+pub(crate) struct Table<'a> {
+    pub(crate) name: &'static str,
+    pub(crate) columns: Vec<(&'static str, Values<'a>)>,
 }
 
 impl<'a> Table<'a> {
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.columns.first().map_or(0, |(_, v)| v.len())
     }
 
     /// The same columns with no rows.
-    pub fn empty_like(&self) -> Table<'a> {
+    pub(crate) fn empty_like(&self) -> Table<'a> {
         Table { name: self.name, columns: self.columns.iter().map(|(n, v)| (*n, v.empty_like())).collect() }
     }
 
     /// The same report with only the rows at `rows` (in that order): a partner's export made
     /// the direct way, for tests of the exports.
     #[cfg(test)]
-    pub fn select(&self, rows: &[usize]) -> Table<'a> {
+    pub(crate) fn select(&self, rows: &[usize]) -> Table<'a> {
         fn pick<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
             rows.iter().map(|&i| v[i].clone()).collect()
         }
@@ -117,7 +113,7 @@ impl<'a> Table<'a> {
     /// The text cells of the column `name` (`None` for nulls); panics if it is not a text
     /// column of this report (a bug).
     #[cfg(test)]
-    pub fn text_column(&self, name: &str) -> &[Option<Cow<'a, str>>] {
+    pub(crate) fn text_column(&self, name: &str) -> &[Option<Cow<'a, str>>] {
         match self.columns.iter().find(|(n, _)| *n == name) {
             Some((_, Values::Text(v))) => v,
             _ => panic!("{} has no text column {name}", self.name),

@@ -79,34 +79,34 @@ fn check_fits(name: &str, scale: u32, mut values: impl Iterator<Item = i128>) ->
 
 /// The arrays of a report encoded without a [`Table`] (see `tables::earnings_encoded`), typed
 /// as [`array`] types the table's columns. None of their values is null.
-pub mod columns {
+pub(crate) mod columns {
     use super::*;
 
     /// Bytes reserved per string: most report strings are shorter, so that the buffer is
     /// rarely grown (and copied) while filled.
     const BYTES_PER_STRING: usize = 24;
 
-    pub fn strings<'s>(values: impl Iterator<Item = &'s str>) -> ArrayRef {
+    pub(crate) fn strings<'s>(values: impl Iterator<Item = &'s str>) -> ArrayRef {
         opt_strings(values.map(Some))
     }
 
-    pub fn opt_strings<'s>(values: impl Iterator<Item = Option<&'s str>>) -> ArrayRef {
+    pub(crate) fn opt_strings<'s>(values: impl Iterator<Item = Option<&'s str>>) -> ArrayRef {
         let n = values.size_hint().0;
         let mut b = StringBuilder::with_capacity(n, n * BYTES_PER_STRING);
         b.extend(values);
         Arc::new(b.finish())
     }
 
-    pub fn dates(values: impl Iterator<Item = NaiveDate>) -> ArrayRef {
+    pub(crate) fn dates(values: impl Iterator<Item = NaiveDate>) -> ArrayRef {
         Arc::new(Date32Array::from_iter_values(values.map(days)))
     }
 
-    pub fn ints(values: impl Iterator<Item = i64>) -> ArrayRef {
+    pub(crate) fn ints(values: impl Iterator<Item = i64>) -> ArrayRef {
         Arc::new(Int64Array::from_iter_values(values))
     }
 
     /// `name` is the report's and column's, for the error of a value too large.
-    pub fn decimals(name: &str, scale: u32, values: impl Iterator<Item = i128>) -> Result<ArrayRef> {
+    pub(crate) fn decimals(name: &str, scale: u32, values: impl Iterator<Item = i128>) -> Result<ArrayRef> {
         let values: Vec<i128> = values.collect();
         check_fits(name, scale, values.iter().copied())?;
         let a = Decimal128Array::from(values)
@@ -117,7 +117,8 @@ pub mod columns {
 }
 
 /// The parquet bytes of `table`, with `metadata` as key-value pairs in the footer.
-pub fn to_parquet(table: &Table, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
+#[cfg(test)]
+fn to_parquet(table: &Table, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
     let mut w = ParquetSink::new(table, metadata, Vec::new())?;
     w.write(table)?;
     w.close()
@@ -125,7 +126,7 @@ pub fn to_parquet(table: &Table, metadata: &[(&str, String)]) -> Result<Vec<u8>>
 
 /// The Arrow arrays of `table` under `schema` (independent work: chunks are made in parallel
 /// and written in order).
-pub fn record_batch(schema: &Arc<Schema>, table: &Table) -> Result<RecordBatch> {
+pub(crate) fn record_batch(schema: &Arc<Schema>, table: &Table) -> Result<RecordBatch> {
     let mut arrays = Vec::new();
     for (name, values) in &table.columns {
         arrays.push(array(&format!("{}.{name}", table.name), values)?.1);
@@ -134,7 +135,7 @@ pub fn record_batch(schema: &Arc<Schema>, table: &Table) -> Result<RecordBatch> 
 }
 
 /// A batch of `arrays` under `schema` (of report `name`).
-pub fn batch(schema: &Arc<Schema>, name: &str, arrays: Vec<ArrayRef>) -> Result<RecordBatch> {
+pub(crate) fn batch(schema: &Arc<Schema>, name: &str, arrays: Vec<ArrayRef>) -> Result<RecordBatch> {
     RecordBatch::try_new(schema.clone(), arrays)
         .map_err(|e| Error::internal_from(format!("record batch of {name}"), e))
 }
@@ -142,7 +143,7 @@ pub fn batch(schema: &Arc<Schema>, name: &str, arrays: Vec<ArrayRef>) -> Result<
 /// A parquet file written a chunk (a [`Table`] of the same columns) at a time; row groups
 /// hold up to [`ROW_GROUP_ROWS`] rows whatever the chunk size, and the bytes depend only on
 /// the rows and the chunking.
-pub struct ParquetSink<W: std::io::Write + Send> {
+pub(crate) struct ParquetSink<W: std::io::Write + Send> {
     name: &'static str,
     schema: Arc<Schema>,
     writer: ArrowWriter<W>,
@@ -150,7 +151,7 @@ pub struct ParquetSink<W: std::io::Write + Send> {
 
 impl<W: std::io::Write + Send> ParquetSink<W> {
     /// A writer for tables shaped like `shape` (its rows are not written).
-    pub fn new(shape: &Table, metadata: &[(&str, String)], out: W) -> Result<Self> {
+    pub(crate) fn new(shape: &Table, metadata: &[(&str, String)], out: W) -> Result<Self> {
         let mut fields = Vec::new();
         for (name, values) in &shape.columns {
             let (dt, _) = array(&format!("{}.{name}", shape.name), &values.empty_like())?;
@@ -181,21 +182,22 @@ impl<W: std::io::Write + Send> ParquetSink<W> {
         Ok(ParquetSink { name: shape.name, schema, writer })
     }
 
-    pub fn write(&mut self, table: &Table) -> Result<()> {
+    #[cfg(test)]
+    fn write(&mut self, table: &Table) -> Result<()> {
         let batch = record_batch(&self.schema, table)?;
         self.write_batch(&batch)
     }
 
     /// Writes rows made by [`record_batch`] with [`ParquetSink::schema`].
-    pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+    pub(crate) fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         self.writer.write(batch).map_err(|e| self.fail(e))
     }
 
-    pub fn schema(&self) -> &Arc<Schema> {
+    pub(crate) fn schema(&self) -> &Arc<Schema> {
         &self.schema
     }
 
-    pub fn close(self) -> Result<W> {
+    pub(crate) fn close(self) -> Result<W> {
         let name = self.name;
         self.writer.into_inner().map_err(|e| Error::internal_from(format!("parquet {name}"), e))
     }

@@ -6,7 +6,7 @@ use super::{Table, Values};
 use crate::feeds::Reject;
 
 /// The rejects of a run as a report table; `rejects` are already in the spec's order.
-pub fn table(run_date: NaiveDate, rejects: &[Reject]) -> Table<'_> {
+pub(crate) fn table(run_date: NaiveDate, rejects: &[Reject]) -> Table<'_> {
     let text =
         |f: &dyn Fn(&Reject) -> &str| Values::Text(rejects.iter().map(|r| Some(f(r).into())).collect());
     Table {

@@ -57,11 +57,11 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// A row of a report: (index of the program result, index of the item in it).
-pub type RowRef = (u32, u32);
+pub(crate) type RowRef = (u32, u32);
 
 /// The five reports of the rules' results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Report {
+pub(crate) enum Report {
     Eligibility,
     Earnings,
     Unearned,
@@ -70,10 +70,10 @@ pub enum Report {
 }
 
 impl Report {
-    pub const ALL: [Report; 5] =
+    pub(crate) const ALL: [Report; 5] =
         [Report::Eligibility, Report::Earnings, Report::Unearned, Report::Payouts, Report::Dashboard];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Report::Eligibility => "eligibility",
             Report::Earnings => "earnings",
@@ -85,13 +85,13 @@ impl Report {
 }
 
 /// One report over the results of a run: its rows, and tables of any slice of them.
-pub struct Source<'r, 'a> {
-    pub report: Report,
-    pub run_date: NaiveDate,
-    pub data_as_of: Option<NaiveDate>,
-    pub results: &'r [ProgramResult<'a>],
+pub(crate) struct Source<'r, 'a> {
+    pub(crate) report: Report,
+    pub(crate) run_date: NaiveDate,
+    pub(crate) data_as_of: Option<NaiveDate>,
+    pub(crate) results: &'r [ProgramResult<'a>],
     /// Every accepted partner id, sorted: exports are keyed by position in it.
-    pub partners: &'r [&'a str],
+    pub(crate) partners: &'r [&'a str],
 }
 
 impl<'r, 'a> Source<'r, 'a> {
@@ -115,12 +115,8 @@ impl<'r, 'a> Source<'r, 'a> {
         }
     }
 
-    pub fn rows(&self) -> usize {
-        self.results.iter().map(|r| self.len_of(r)).sum()
-    }
-
     /// The rows in report order, in slices of at most `size`.
-    pub fn chunks(&self, size: usize) -> impl Iterator<Item = Vec<RowRef>> + '_ {
+    pub(crate) fn chunks(&self, size: usize) -> impl Iterator<Item = Vec<RowRef>> + '_ {
         let mut all = self
             .results
             .iter()
@@ -135,7 +131,7 @@ impl<'r, 'a> Source<'r, 'a> {
 
     /// (program index, partner position in `partners`) of each of `rows`: where a partner's
     /// export is cut from.
-    pub fn keys(&self, rows: &[RowRef]) -> Result<Vec<Key>> {
+    pub(crate) fn keys(&self, rows: &[RowRef]) -> Result<Vec<Key>> {
         let mut out = Vec::with_capacity(rows.len());
         let mut last: Option<(u32, &str, u32)> = None;
         for &(p, i) in rows {
@@ -158,7 +154,7 @@ impl<'r, 'a> Source<'r, 'a> {
 
     /// The report's chunk of `rows`, encoded under `schema` ([`writer::ReportWriter::schema`])
     /// with each row's export key in `keys` (or none).
-    pub fn encode(&self, rows: &[RowRef], keys: Vec<Key>, schema: &Arc<Schema>) -> Result<Encoded> {
+    pub(crate) fn encode(&self, rows: &[RowRef], keys: Vec<Key>, schema: &Arc<Schema>) -> Result<Encoded> {
         match self.report {
             Report::Earnings => earnings_encoded(self.run_date, self.results, rows, &keys, schema),
             _ => writer::encode(Chunk { table: self.table(rows), keys }, schema),
@@ -166,7 +162,7 @@ impl<'r, 'a> Source<'r, 'a> {
     }
 
     /// The report's table of `rows`.
-    pub fn table(&self, rows: &[RowRef]) -> Table<'r> {
+    pub(crate) fn table(&self, rows: &[RowRef]) -> Table<'r> {
         let (d, results) = (self.run_date, self.results);
         match self.report {
             Report::Eligibility => eligibility(d, results, rows),
@@ -567,7 +563,7 @@ fn dashboard<'r>(
 /// Checks that [`earnings_encoded`] gives what the earnings table gives, chunked several ways:
 /// the same CSV bytes cut at the same keys, the same Arrow arrays, the same parquet bytes.
 #[cfg(test)]
-pub fn assert_earnings_encoded_as_table(run_date: NaiveDate, results: &[ProgramResult]) {
+pub(crate) fn assert_earnings_encoded_as_table(run_date: NaiveDate, results: &[ProgramResult]) {
     use crate::reports::parquet_out::ParquetSink;
     let mut partners: Vec<&str> = results.iter().flat_map(|r| r.lines.iter().map(|l| l.partner_id)).collect();
     partners.sort_unstable();

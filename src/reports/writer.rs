@@ -22,28 +22,28 @@ use crate::publish::{Publication, Staged, StagedFile};
 
 /// Where the rows of one program and partner lie in a report's CSV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Segment {
-    pub start: u64,
-    pub end: u64,
-    pub rows: u64,
+pub(crate) struct Segment {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) rows: u64,
 }
 
 /// A report row's export key: (program index, partner position in the sorted partner ids).
-pub type Key = (u32, u32);
+pub(crate) type Key = (u32, u32);
 
 /// The segments of a report's CSV by key.
-pub type Segments = HashMap<Key, Segment>;
+pub(crate) type Segments = HashMap<Key, Segment>;
 
 /// A chunk of a report: its table and, for an exported report, each row's key; empty when
 /// segments are not wanted.
-pub struct Chunk<'r> {
-    pub table: Table<'r>,
-    pub keys: Vec<Key>,
+pub(crate) struct Chunk<'r> {
+    pub(crate) table: Table<'r>,
+    pub(crate) keys: Vec<Key>,
 }
 
 /// A chunk ready to write: CSV bytes cut in pieces of one key each, and the Arrow rows.
 #[cfg_attr(test, derive(Debug, PartialEq))]
-pub struct Encoded {
+pub(crate) struct Encoded {
     csv: bytes::Bytes,
     /// (key, bytes, rows) of each run of rows with one key, in order.
     pieces: Vec<(Key, u64, u64)>,
@@ -53,7 +53,7 @@ pub struct Encoded {
 impl Encoded {
     /// Each run of rows with one key, in order: the key, its CSV bytes (shared with the chunk)
     /// and its row count (none unless the chunk carried keys).
-    pub fn keyed(&self) -> impl Iterator<Item = (Key, bytes::Bytes, u64)> {
+    pub(crate) fn keyed(&self) -> impl Iterator<Item = (Key, bytes::Bytes, u64)> {
         let mut at = 0;
         self.pieces.iter().map(move |&(key, bytes, rows)| {
             let start = at;
@@ -63,13 +63,13 @@ impl Encoded {
     }
 
     #[cfg(test)]
-    pub fn batch(&self) -> &RecordBatch {
+    pub(crate) fn batch(&self) -> &RecordBatch {
         &self.batch
     }
 
     /// A chunk of `rows` rows: `record(i, buf)` appends the CSV record of row `i` (with its
     /// `\n`) and `keys` (one per row, or empty) cut the CSV into runs of one key.
-    pub fn new(
+    pub(crate) fn new(
         rows: usize,
         keys: &[Key],
         bytes_per_row: usize,
@@ -96,7 +96,7 @@ impl Encoded {
 
 /// Formats a chunk as CSV text and Arrow arrays (under `schema`, [`ReportWriter::schema`]):
 /// independent work, done for many chunks in parallel.
-pub fn encode(chunk: Chunk, schema: &Arc<Schema>) -> Result<Encoded> {
+pub(crate) fn encode(chunk: Chunk, schema: &Arc<Schema>) -> Result<Encoded> {
     let Chunk { table, keys } = chunk;
     let batch = parquet_out::record_batch(schema, &table)?;
     Ok(Encoded::new(table.rows(), &keys, 160, |r, buf| csv_out::row(&table, r, buf), batch))
@@ -109,14 +109,14 @@ pub fn encode(chunk: Chunk, schema: &Arc<Schema>) -> Result<Encoded> {
 /// two threads out of order, defeating the kernel's readahead: at 30 M lines, where the report
 /// no longer stays in the page cache until its exports are cut, that was gigabytes of small
 /// reads and seconds of I/O wait.
-pub struct Run {
+pub(crate) struct Run {
     /// Per program: the offset of its bytes in the CSV, and the bytes.
     parts: Vec<(u64, Vec<u8>)>,
 }
 
 /// The byte range of partners `partners` (positions) in each of `programs` programs' part of
 /// the CSV; empty where none of them has a row.
-pub fn run_ranges(
+pub(crate) fn run_ranges(
     segments: &Segments,
     programs: u32,
     partners: std::ops::Range<u32>,
@@ -136,7 +136,7 @@ pub fn run_ranges(
 
 impl Run {
     /// Reads the bytes of partners `partners` (positions) of every program.
-    pub fn read(
+    pub(crate) fn read(
         csv: &Staged,
         segments: &Segments,
         programs: u32,
@@ -155,7 +155,7 @@ impl Run {
 
     /// A partner's rows of the report (the partner is one of the run's): `header`, then its
     /// segment of each program in order; returns the row count and the bytes.
-    pub fn cut(&self, segments: &Segments, partner: u32, header: &[u8]) -> (u64, Vec<u8>) {
+    pub(crate) fn cut(&self, segments: &Segments, partner: u32, header: &[u8]) -> (u64, Vec<u8>) {
         let mut bytes = header.to_vec();
         let mut rows = 0;
         for (p, (at, part)) in self.parts.iter().enumerate() {
@@ -170,17 +170,17 @@ impl Run {
 
 /// What a report writer wrote: `(path, SHA-256)` of the CSV and the parquet file, its rows,
 /// and the CSV's segments (empty unless the chunks carried keys).
-pub struct Written {
-    pub csv: (String, String),
-    pub parquet: (String, String),
-    pub rows: u64,
-    pub segments: Segments,
+pub(crate) struct Written {
+    pub(crate) csv: (String, String),
+    pub(crate) parquet: (String, String),
+    pub(crate) rows: u64,
+    pub(crate) segments: Segments,
 }
 
 /// One report being written to `<report>/run_date=D/` under the staging prefix, as CSV and
 /// parquet, from encoded chunks handed over in report order. Several are open at once: a run
 /// writes all its reports in one pass over the rules' pieces.
-pub struct ReportWriter {
+pub(crate) struct ReportWriter {
     name: &'static str,
     csv_path: String,
     parquet_path: String,
@@ -195,7 +195,7 @@ pub struct ReportWriter {
 impl ReportWriter {
     /// Opens the report shaped like `shape` (its name and columns; its rows are not written)
     /// and writes the CSV header.
-    pub fn new(
+    pub(crate) fn new(
         publication: &Publication,
         shape: &Table,
         run_date: NaiveDate,
@@ -221,13 +221,13 @@ impl ReportWriter {
     }
 
     /// The Arrow schema chunks are encoded under.
-    pub fn schema(&self) -> &Arc<Schema> {
+    pub(crate) fn schema(&self) -> &Arc<Schema> {
         self.parquet.schema()
     }
 
     /// Appends chunks, in order: the CSV appends and the parquet encoding (dictionaries, zstd)
     /// run side by side.
-    pub fn write(&mut self, encoded: &[Encoded]) -> Result<()> {
+    pub(crate) fn write(&mut self, encoded: &[Encoded]) -> Result<()> {
         let ReportWriter { name, csv_path, csv, parquet, offset, rows, segments, .. } = self;
         let write_csv = || -> Result<()> {
             let csv_error = |e| Error::io("writing", &*csv_path)(e);
@@ -259,7 +259,7 @@ impl ReportWriter {
     }
 
     /// Completes both files.
-    pub fn finish(self, publication: &mut Publication) -> Result<Written> {
+    pub(crate) fn finish(self, publication: &mut Publication) -> Result<Written> {
         let csv_sha = publication.finish(self.csv)?;
         let parquet_sha = publication.finish(self.parquet.close()?)?;
         Ok(Written {
@@ -273,7 +273,7 @@ impl ReportWriter {
 
 /// Writes a whole report from `chunks`, each turned into rows by `build`: a group of chunks is
 /// encoded in parallel while the group before it is written.
-pub fn write_report<'r, C: Send>(
+pub(crate) fn write_report<'r, C: Send>(
     publication: &mut Publication,
     shape: &Table,
     chunks: impl Iterator<Item = C>,

@@ -21,21 +21,21 @@ use crate::text::Text;
 /// USD has rate 1.
 const USD_RATE: i128 = decimal::pow10(RATE_SCALE);
 /// Cents.
-pub const USD_SCALE: u32 = 2;
+pub(crate) const USD_SCALE: u32 = 2;
 
 /// Exchange rates by (currency, first day of month), in units of 10^-8.
 ///
 /// Found by the currency's text handle: accepted currencies are interned, so the handle names
 /// the code and every line's lookup hashes a number instead of reading the code's string (a
 /// cache miss). Another handle to an equal code (a fresh copy) falls back to the code.
-pub struct Rates<'a> {
+pub(crate) struct Rates<'a> {
     by_code: HashMap<(&'a str, NaiveDate), i128>,
     by_handle: HashMap<(u32, NaiveDate), i128>,
     usd: u32,
 }
 
 impl<'a> Rates<'a> {
-    pub fn new(rates: &'a [FxRate]) -> Rates<'a> {
+    pub(crate) fn new(rates: &'a [FxRate]) -> Rates<'a> {
         Rates {
             by_code: rates.iter().map(|r| ((r.currency.as_str(), r.month), r.usd_rate)).collect(),
             by_handle: rates
@@ -47,7 +47,7 @@ impl<'a> Rates<'a> {
     }
 
     /// The rate of the transaction's own month.
-    pub fn of(&self, t: &Transaction) -> Result<i128> {
+    pub(crate) fn of(&self, t: &Transaction) -> Result<i128> {
         let (handle, month) = (t.currency.handle(), month_of(t.transaction_date));
         if handle == self.usd {
             return Ok(USD_RATE);
@@ -71,19 +71,18 @@ pub struct Line<'a> {
     /// The earner (reseller or provider, by program type).
     pub partner_id: &'a str,
     pub lever: &'a Lever,
-    pub transaction_period: Period,
     /// The period the line counts in: its transaction period, or for a late line the period
     /// of its delivery date (`PRIOR_PERIOD`).
     pub booked: Period,
     pub late: bool,
     /// 10^-8.
-    pub usd_rate: i128,
+    pub(crate) usd_rate: i128,
     /// Cents.
-    pub amount_usd: i128,
+    pub(crate) amount_usd: i128,
     /// 10^-8: the tier rate of the sale's partner and period (a refund's original's).
-    pub rate: i128,
+    pub(crate) rate: i128,
     /// Minor digits of the transaction currency.
-    pub minor: u32,
+    pub(crate) minor: u32,
     /// In minor units of the transaction currency.
     pub earning: i128,
     /// Cents.
@@ -94,19 +93,19 @@ pub struct Line<'a> {
 #[derive(Debug, Clone)]
 pub struct Unearned<'a> {
     pub tx: &'a Transaction,
-    pub partner_id: &'a str,
-    pub lever: &'a Lever,
-    pub reasons: Vec<Reason>,
+    pub(crate) partner_id: &'a str,
+    pub(crate) lever: &'a Lever,
+    pub(crate) reasons: Vec<Reason>,
 }
 
 /// What one program earns.
 #[derive(Debug, Default)]
-pub struct ProgramEarnings<'a> {
-    pub lines: Vec<Line<'a>>,
-    pub unearned: Vec<Unearned<'a>>,
+pub(crate) struct ProgramEarnings<'a> {
+    pub(crate) lines: Vec<Line<'a>>,
+    pub(crate) unearned: Vec<Unearned<'a>>,
     /// Latest transaction date of the lines the program considered, per partner (unearned
     /// sales and refunds of them included).
-    pub last_transaction: HashMap<&'a str, NaiveDate>,
+    pub(crate) last_transaction: HashMap<&'a str, NaiveDate>,
 }
 
 fn mul(a: i128, b: i128, tx: &Transaction) -> Result<i128> {
@@ -121,7 +120,7 @@ fn mul(a: i128, b: i128, tx: &Transaction) -> Result<i128> {
 }
 
 /// The earner of `t` for a program paying `partner_type`.
-pub fn earner(t: &Transaction, partner_type: PartnerType) -> Option<Text> {
+pub(crate) fn earner(t: &Transaction, partner_type: PartnerType) -> Option<Text> {
     match partner_type {
         PartnerType::IndirectProvider => t.provider_id,
         PartnerType::DirectReseller | PartnerType::IndirectReseller => Some(t.reseller_id),
@@ -129,7 +128,7 @@ pub fn earner(t: &Transaction, partner_type: PartnerType) -> Option<Text> {
 }
 
 /// The lever's rate for a period revenue (cents): the highest tier reached, else its own.
-pub fn tier_rate(lever: &Lever, revenue_cents: i128) -> i128 {
+pub(crate) fn tier_rate(lever: &Lever, revenue_cents: i128) -> i128 {
     lever
         .tiers
         .iter()
@@ -154,7 +153,7 @@ struct Pending<'a> {
 /// refunds in the order they were checked). Everything a line depends on (eligibility,
 /// tier revenue, the clawbacks of a sale) belongs to its earner, and a refund has its sale's
 /// earner, so earners can be computed apart.
-pub fn earnings<'a>(
+pub(crate) fn earnings<'a>(
     program: &'a Program,
     transactions: &[&'a Transaction],
     refs: &References<'a>,
@@ -302,7 +301,6 @@ pub fn earnings<'a>(
             tx: t,
             partner_id: p.partner_id,
             lever: p.lever,
-            transaction_period: pl.transaction_period,
             booked: pl.booked,
             late: pl.late,
             usd_rate: pl.usd_rate,

@@ -14,7 +14,7 @@ use crate::text::Text;
 
 /// Why a partner is not eligible on a day, in the order of the rules table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reason {
+pub(crate) enum Reason {
     OutsideProgramPeriod,
     NoNetworkAgreement,
     NoDistributorAgreement,
@@ -25,7 +25,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reason::OutsideProgramPeriod => "OUTSIDE_PROGRAM_PERIOD",
             Reason::NoNetworkAgreement => "NO_NETWORK_AGREEMENT",
@@ -39,8 +39,8 @@ impl Reason {
 }
 
 /// What eligibility needs from the reference feeds, indexed by partner.
-pub struct References<'a> {
-    pub partners: HashMap<&'a str, &'a Partner>,
+pub(crate) struct References<'a> {
+    pub(crate) partners: HashMap<&'a str, &'a Partner>,
     agreements: HashMap<(&'a str, AgreementType), DaySet>,
     competencies: HashMap<&'a str, DaySet>,
     /// First accepted sale (any family, any date) of each partner as reseller.
@@ -54,7 +54,7 @@ impl<'a> References<'a> {
     /// `partners` are the accepted partners in some order, and `position_of` finds an id's
     /// position in it (by handle: the sales are gathered per partner with no string hashing).
     /// `also` sees every transaction too, in the same pass (one read of spilled rows).
-    pub fn new(
+    pub(crate) fn new(
         feeds: &'a Feeds,
         partners: &[&'a Partner],
         position_of: &impl Fn(Option<Text>) -> Option<usize>,
@@ -107,12 +107,12 @@ impl<'a> References<'a> {
     }
 
     /// An indirect reseller is invited the day after its first accepted sale as reseller.
-    pub fn invited_on(&self, partner: &str) -> Option<NaiveDate> {
+    pub(crate) fn invited_on(&self, partner: &str) -> Option<NaiveDate> {
         self.first_sale_as_reseller.get(partner).map(|d| *d + Days::new(1))
     }
 
     /// At least one accepted sale as earner dated in [run date − 364 days, run date].
-    pub fn active_reseller(&self, partner: &Partner, run_date: NaiveDate) -> bool {
+    pub(crate) fn active_reseller(&self, partner: &Partner, run_date: NaiveDate) -> bool {
         let latest = match partner.partner_type {
             PartnerType::IndirectProvider => self.latest_sale_as_provider.get(partner.partner_id.as_str()),
             _ => self.latest_sale_as_reseller.get(partner.partner_id.as_str()),
@@ -123,12 +123,12 @@ impl<'a> References<'a> {
 
 /// The requirements of one partner for one program, each as the days on which it holds.
 #[derive(Debug, Clone)]
-pub struct Requirements {
+pub(crate) struct Requirements {
     checks: Vec<(Reason, DaySet)>,
 }
 
 impl Requirements {
-    pub fn new(program: &Program, partner: &Partner, refs: &References) -> Requirements {
+    pub(crate) fn new(program: &Program, partner: &Partner, refs: &References) -> Requirements {
         let id = partner.partner_id.as_str();
         let mut checks = vec![
             (Reason::OutsideProgramPeriod, DaySet::from(program.start, Some(program.end))),
@@ -153,13 +153,13 @@ impl Requirements {
     }
 
     /// Every failing requirement on `d`, in the order of the rules table (empty = eligible).
-    pub fn failing(&self, d: NaiveDate) -> Vec<Reason> {
+    pub(crate) fn failing(&self, d: NaiveDate) -> Vec<Reason> {
         self.checks.iter().filter(|(_, days)| !days.contains(d)).map(|(r, _)| *r).collect()
     }
 
     /// The first day of the uninterrupted eligible stretch that includes `d` (never before the
     /// program start, which is itself a requirement).
-    pub fn eligible_since(&self, d: NaiveDate) -> Option<NaiveDate> {
+    pub(crate) fn eligible_since(&self, d: NaiveDate) -> Option<NaiveDate> {
         let mut all = self.checks[0].1.clone();
         for (_, days) in &self.checks[1..] {
             all = all.intersect(days);
@@ -171,25 +171,25 @@ impl Requirements {
 /// One row of the eligibility report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EligibilityRow {
-    pub program_id: String,
+    pub(crate) program_id: String,
     pub partner_id: String,
-    pub partner_name: String,
-    pub partner_type: PartnerType,
-    pub reasons: Vec<Reason>,
-    pub eligible_since: Option<NaiveDate>,
-    pub invited_on: Option<NaiveDate>,
-    pub active_reseller: bool,
+    pub(crate) partner_name: String,
+    pub(crate) partner_type: PartnerType,
+    pub(crate) reasons: Vec<Reason>,
+    pub(crate) eligible_since: Option<NaiveDate>,
+    pub(crate) invited_on: Option<NaiveDate>,
+    pub(crate) active_reseller: bool,
 }
 
 impl EligibilityRow {
-    pub fn eligible(&self) -> bool {
+    pub(crate) fn eligible(&self) -> bool {
         self.reasons.is_empty()
     }
 }
 
 /// The eligibility on the run date of those of `partners` that have the program's type, in
 /// the order given (the report's order is by partner id).
-pub fn eligibility<'p>(
+pub(crate) fn eligibility<'p>(
     program: &Program,
     refs: &References,
     run_date: NaiveDate,

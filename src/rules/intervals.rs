@@ -5,7 +5,7 @@ use chrono::{Days, NaiveDate};
 
 /// A set of days: sorted, disjoint, non-adjacent inclusive intervals.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DaySet {
+pub(crate) struct DaySet {
     spans: Vec<(NaiveDate, NaiveDate)>,
 }
 
@@ -15,17 +15,18 @@ fn next_day(d: NaiveDate) -> NaiveDate {
 
 impl DaySet {
     /// No day at all.
-    pub fn empty() -> DaySet {
+    #[cfg(test)]
+    fn empty() -> DaySet {
         DaySet::default()
     }
 
     /// Every day from `start` (inclusive) to `end` (inclusive; `None` = open-ended).
-    pub fn from(start: NaiveDate, end: Option<NaiveDate>) -> DaySet {
+    pub(crate) fn from(start: NaiveDate, end: Option<NaiveDate>) -> DaySet {
         DaySet::union_of([(start, end)])
     }
 
     /// The union of possibly overlapping intervals.
-    pub fn union_of(intervals: impl IntoIterator<Item = (NaiveDate, Option<NaiveDate>)>) -> DaySet {
+    pub(crate) fn union_of(intervals: impl IntoIterator<Item = (NaiveDate, Option<NaiveDate>)>) -> DaySet {
         let mut v: Vec<(NaiveDate, NaiveDate)> = intervals
             .into_iter()
             .map(|(s, e)| (s, e.unwrap_or(NaiveDate::MAX)))
@@ -42,12 +43,12 @@ impl DaySet {
         DaySet { spans }
     }
 
-    pub fn contains(&self, d: NaiveDate) -> bool {
+    pub(crate) fn contains(&self, d: NaiveDate) -> bool {
         let i = self.spans.partition_point(|(_, e)| *e < d);
         self.spans.get(i).is_some_and(|(s, _)| *s <= d)
     }
 
-    pub fn intersect(&self, other: &DaySet) -> DaySet {
+    pub(crate) fn intersect(&self, other: &DaySet) -> DaySet {
         let (mut i, mut j, mut spans) = (0, 0, Vec::new());
         while i < self.spans.len() && j < other.spans.len() {
             let (a, b) = (self.spans[i], other.spans[j]);
@@ -61,7 +62,7 @@ impl DaySet {
     }
 
     /// The first day of the uninterrupted stretch that holds `d`, if `d` is in the set.
-    pub fn stretch_start(&self, d: NaiveDate) -> Option<NaiveDate> {
+    pub(crate) fn stretch_start(&self, d: NaiveDate) -> Option<NaiveDate> {
         let i = self.spans.partition_point(|(_, e)| *e < d);
         self.spans.get(i).filter(|(s, _)| *s <= d).map(|(s, _)| *s)
     }

@@ -4,11 +4,11 @@
 //! time ([`Plan`]), pieces in parallel; within a piece each rule is a function of the rows
 //! before it.
 
-pub mod earnings;
-pub mod eligibility;
-pub mod intervals;
-pub mod payouts;
-pub mod periods;
+pub(crate) mod earnings;
+pub(crate) mod eligibility;
+pub(crate) mod intervals;
+pub(crate) mod payouts;
+pub(crate) mod periods;
 
 use crate::hash::HashMap;
 
@@ -30,7 +30,7 @@ use payouts::{Group, Totals};
 pub struct ProgramResult<'a> {
     pub program: &'a Program,
     /// The program's position among the run's programs sorted by id.
-    pub index: u32,
+    pub(crate) index: u32,
     /// Sorted by partner id.
     pub eligibility: Vec<EligibilityRow>,
     /// Sorted by partner, transaction date, transaction id.
@@ -41,12 +41,12 @@ pub struct ProgramResult<'a> {
     pub groups: Vec<Group>,
     /// Per partner of the program's type (same order as `eligibility`).
     pub totals: Vec<Totals>,
-    pub last_transaction: HashMap<&'a str, NaiveDate>,
+    pub(crate) last_transaction: HashMap<&'a str, NaiveDate>,
 }
 
 impl ProgramResult<'_> {
     /// The payout group of a line.
-    pub fn group_of(&self, line: &Line) -> Option<&Group> {
+    pub(crate) fn group_of(&self, line: &Line) -> Option<&Group> {
         let key = (line.partner_id, line.booked, line.lever.earning_type);
         self.groups
             .binary_search_by(|g| (g.partner_id.as_str(), g.period, g.earning_type).cmp(&key))
@@ -62,9 +62,9 @@ impl ProgramResult<'_> {
 /// depends on (eligibility, tier revenue, clawbacks, the payout balance, dashboard totals)
 /// belongs to one partner, so a (program, range) *piece* is computed on its own, its rows come
 /// out already in report order, and a run never holds more than a few pieces' earning lines.
-pub struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     /// Sorted by id.
-    pub programs: Vec<&'a Program>,
+    pub(crate) programs: Vec<&'a Program>,
     run_date: NaiveDate,
     refs: References<'a>,
     rates: Rates<'a>,
@@ -171,7 +171,7 @@ impl Bucketed {
 impl<'a> Plan<'a> {
     /// Plans the programs over the accepted feeds, with ranges of about `range_lines`
     /// transactions (at least one partner each).
-    pub fn new(
+    pub(crate) fn new(
         feeds: &'a Feeds,
         programs: &'a [Program],
         run_date: NaiveDate,
@@ -279,27 +279,27 @@ impl<'a> Plan<'a> {
         })
     }
 
-    pub fn run_date(&self) -> NaiveDate {
+    pub(crate) fn run_date(&self) -> NaiveDate {
         self.run_date
     }
 
     /// Every accepted partner id, sorted.
-    pub fn partner_ids(&self) -> Vec<&'a str> {
+    pub(crate) fn partner_ids(&self) -> Vec<&'a str> {
         self.partners.iter().map(|p| p.partner_id.as_str()).collect()
     }
 
     /// Positions (in [`Plan::partner_ids`]) of the partners of range `r`.
-    pub fn range(&self, r: usize) -> std::ops::Range<usize> {
+    pub(crate) fn range(&self, r: usize) -> std::ops::Range<usize> {
         self.ranges[r].clone()
     }
 
     /// The partner at position `i`.
-    pub fn partner(&self, i: usize) -> &'a Partner {
+    pub(crate) fn partner(&self, i: usize) -> &'a Partner {
         self.partners[i]
     }
 
     /// The (program, range) pieces in report order: program by program, ranges in order.
-    pub fn pieces(&self) -> Vec<(usize, usize)> {
+    pub(crate) fn pieces(&self) -> Vec<(usize, usize)> {
         (0..self.programs.len()).flat_map(|p| (0..self.ranges.len()).map(move |r| (p, r))).collect()
     }
 
@@ -319,7 +319,7 @@ impl<'a> Plan<'a> {
     /// cache on each row: at 30 M lines, loads of a row's first field were 40 % of the earnings
     /// rule's time and half of the earning id's. Copied together once (a short loop, whose
     /// misses overlap), the later passes read a few contiguous MB.
-    pub fn load(&self, p: usize, r: usize) -> Result<Vec<Transaction>> {
+    pub(crate) fn load(&self, p: usize, r: usize) -> Result<Vec<Transaction>> {
         match &self.rows {
             Rows::Memory { transactions, by_reseller, by_provider } => {
                 let bucket = if self.by_provider(p) { by_provider } else { by_reseller };
@@ -339,7 +339,7 @@ impl<'a> Plan<'a> {
     /// The transactions of piece (`p`, `r`): `loaded` ([`Plan::load`]), or with nothing loaded
     /// and the rows in memory, where they are (for [`evaluate`] and tests; the same rows in
     /// the same order).
-    pub fn rows<'t>(&self, p: usize, r: usize, loaded: &'t [Transaction]) -> Vec<&'t Transaction>
+    pub(crate) fn rows<'t>(&self, p: usize, r: usize, loaded: &'t [Transaction]) -> Vec<&'t Transaction>
     where
         'a: 't,
     {
@@ -355,7 +355,12 @@ impl<'a> Plan<'a> {
 
     /// The result of program `p` (index in [`Plan::programs`]) for the partners of range `r`,
     /// from its `transactions` ([`Plan::rows`]).
-    pub fn piece<'t>(&self, p: usize, r: usize, transactions: &[&'t Transaction]) -> Result<ProgramResult<'t>>
+    pub(crate) fn piece<'t>(
+        &self,
+        p: usize,
+        r: usize,
+        transactions: &[&'t Transaction],
+    ) -> Result<ProgramResult<'t>>
     where
         'a: 't,
     {

@@ -13,7 +13,7 @@ use crate::config::{EarningType, Program};
 use crate::feeds::tables::PaymentProfile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Status {
+pub(crate) enum Status {
     Accruing,
     CarriedForward,
     OnHold,
@@ -22,7 +22,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Accruing => "accruing",
             Status::CarriedForward => "carried_forward",
@@ -42,7 +42,7 @@ pub enum Hold {
 }
 
 impl Hold {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Hold::NoPaymentProfile => "NO_PAYMENT_PROFILE",
             Hold::BankNotVerified => "BANK_NOT_VERIFIED",
@@ -52,7 +52,7 @@ impl Hold {
 }
 
 /// The holds of a partner on the run date (its payment-profile snapshot).
-pub fn holds(profile: Option<&PaymentProfile>) -> Vec<Hold> {
+pub(crate) fn holds(profile: Option<&PaymentProfile>) -> Vec<Hold> {
     match profile {
         None => vec![Hold::NoPaymentProfile],
         Some(p) => {
@@ -76,20 +76,20 @@ pub struct Group {
     pub earning_type: EarningType,
     /// Sum of its lines' `earning_amount_usd`, in cents.
     pub total_usd: i128,
-    pub status: Status,
+    pub(crate) status: Status,
     pub hold_reasons: Vec<Hold>,
     pub payout_id: Option<String>,
-    pub payment_date: Option<NaiveDate>,
+    pub(crate) payment_date: Option<NaiveDate>,
 }
 
 /// A stable 20-hex-digit id from its parts: the first 10 bytes of the SHA-256 of the parts,
 /// each followed by 0x1f.
-pub fn stable_id(parts: &[&str]) -> String {
+pub(crate) fn stable_id(parts: &[&str]) -> String {
     String::from_utf8(stable_id_digits(parts).to_vec()).expect("hex digits are ASCII")
 }
 
 /// [`stable_id`]'s digits, without allocating (an earnings report has one per line).
-pub fn stable_id_digits(parts: &[&str]) -> [u8; 20] {
+pub(crate) fn stable_id_digits(parts: &[&str]) -> [u8; 20] {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
@@ -102,7 +102,7 @@ pub fn stable_id_digits(parts: &[&str]) -> [u8; 20] {
 
 /// Groups the lines of one program and settles each group's status on `run_date`. Sorted by
 /// partner, period, earning type.
-pub fn payouts(
+pub(crate) fn payouts(
     program: &Program,
     lines: &[Line],
     profiles: &HashMap<&str, &PaymentProfile>,
@@ -186,7 +186,7 @@ pub fn payouts(
 
 /// The month a rebate line is (expected to be) paid in: its payout's, once released; else the
 /// one it would be paid in if released when its period closes.
-pub fn estimated_payment_month(program: &Program, group: &Group) -> Option<NaiveDate> {
+pub(crate) fn estimated_payment_month(program: &Program, group: &Group) -> Option<NaiveDate> {
     match group.earning_type {
         EarningType::Coop => None,
         EarningType::Rebate => {
@@ -210,7 +210,7 @@ pub struct Totals {
 
 impl Totals {
     /// Adds a group's total to the columns it belongs to.
-    pub fn add(&mut self, g: &Group) {
+    pub(crate) fn add(&mut self, g: &Group) {
         let t = g.total_usd;
         self.earned += t;
         match g.earning_type {

@@ -9,8 +9,8 @@ use crate::config::EarningPeriod;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Period {
     /// First day of the period.
-    pub start: NaiveDate,
-    pub kind: EarningPeriod,
+    pub(crate) start: NaiveDate,
+    pub(crate) kind: EarningPeriod,
 }
 
 fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -19,7 +19,7 @@ fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
 
 impl Period {
     /// The period of `kind` that contains `d`.
-    pub fn containing(d: NaiveDate, kind: EarningPeriod) -> Period {
+    pub(crate) fn containing(d: NaiveDate, kind: EarningPeriod) -> Period {
         let month = match kind {
             EarningPeriod::Month => d.month(),
             EarningPeriod::Quarter => (d.month() - 1) / 3 * 3 + 1,
@@ -35,12 +35,12 @@ impl Period {
     }
 
     /// Last day of the period.
-    pub fn end(self) -> NaiveDate {
+    pub(crate) fn end(self) -> NaiveDate {
         self.start + Months::new(self.months()) - Days::new(1)
     }
 
     /// `2026-10` for a month, `2026-Q4` for a quarter.
-    pub fn label(self) -> String {
+    pub(crate) fn label(self) -> String {
         match self.kind {
             EarningPeriod::Month => format!("{}-{:02}", self.start.year(), self.start.month()),
             EarningPeriod::Quarter => format!("{}-Q{}", self.start.year(), (self.start.month() - 1) / 3 + 1),
@@ -48,22 +48,22 @@ impl Period {
     }
 
     /// Deliveries dated up to this day (the nightly feed of the last day) are on time.
-    pub fn last_on_time_delivery(self) -> NaiveDate {
+    pub(crate) fn last_on_time_delivery(self) -> NaiveDate {
         self.end() + Days::new(1)
     }
 
     /// The first run date on which the period is closed.
-    pub fn closes_on(self) -> NaiveDate {
+    pub(crate) fn closes_on(self) -> NaiveDate {
         self.end() + Days::new(2)
     }
 
-    pub fn is_closed(self, run_date: NaiveDate) -> bool {
+    pub(crate) fn is_closed(self, run_date: NaiveDate) -> bool {
         run_date >= self.closes_on()
     }
 
     /// The payment date of a payout released by this period: the 15th of the month
     /// `lag` months after the month in which the period closes.
-    pub fn payment_date(self, lag: u32) -> NaiveDate {
+    pub(crate) fn payment_date(self, lag: u32) -> NaiveDate {
         let closes = self.closes_on();
         // A lag beyond the calendar (thousands of years) saturates instead of panicking.
         ymd(closes.year(), closes.month(), 15).checked_add_months(Months::new(lag)).unwrap_or(NaiveDate::MAX)

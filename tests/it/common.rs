@@ -6,33 +6,33 @@ use std::process::{Command, Output};
 use incentives::feeds::{Ingest, Landing, ingest};
 use incentives::store::Store;
 
-pub fn date(s: &str) -> chrono::NaiveDate {
+pub(crate) fn date(s: &str) -> chrono::NaiveDate {
     s.parse().unwrap()
 }
 
 /// A landing zone in a temporary folder.
-pub struct Zone {
-    pub dir: tempfile::TempDir,
+pub(crate) struct Zone {
+    pub(crate) dir: tempfile::TempDir,
     /// A programs folder of its own (see [`Zone::program`]).
-    pub programs: tempfile::TempDir,
+    pub(crate) programs: tempfile::TempDir,
 }
 
-pub const PARTNERS: &str = "partner_id,partner_name,country_code,partner_type,network_registered_on\n\
+pub(crate) const PARTNERS: &str = "partner_id,partner_name,country_code,partner_type,network_registered_on\n\
 P1,Acme,US,direct_reseller,\n\
 P2,Dist,DE,indirect_provider,2025-01-01\n\
 P3,Small,FR,indirect_reseller,2025-01-01\n";
 
-pub const TX_HEADER: &str = "transaction_id,transaction_date,transaction_type,original_transaction_id,reseller_id,provider_id,customer_id,product_id,product_family,quantity,amount,currency\n";
+pub(crate) const TX_HEADER: &str = "transaction_id,transaction_date,transaction_type,original_transaction_id,reseller_id,provider_id,customer_id,product_id,product_family,quantity,amount,currency\n";
 
 impl Zone {
     /// An empty landing zone.
-    pub fn empty() -> Zone {
+    pub(crate) fn empty() -> Zone {
         Zone { dir: tempfile::tempdir().unwrap(), programs: tempfile::tempdir().unwrap() }
     }
 
     /// Three partners (P1 direct reseller, P2 indirect provider, P3 indirect reseller) and
     /// EUR rates for August and September 2026, delivered 2026-08-01.
-    pub fn new() -> Zone {
+    pub(crate) fn new() -> Zone {
         let z = Zone::empty();
         z.put("partners/2026-08-01.csv", PARTNERS);
         z.put(
@@ -42,7 +42,7 @@ impl Zone {
         z
     }
 
-    pub fn put(&self, rel: &str, content: impl AsRef<[u8]>) -> &Zone {
+    pub(crate) fn put(&self, rel: &str, content: impl AsRef<[u8]>) -> &Zone {
         let path = self.dir.path().join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
@@ -50,26 +50,26 @@ impl Zone {
     }
 
     /// Writes a program file into the zone's own programs folder.
-    pub fn program(&self, name: &str, toml: &str) -> &Zone {
+    pub(crate) fn program(&self, name: &str, toml: &str) -> &Zone {
         std::fs::write(self.programs.path().join(name), toml).unwrap();
         self
     }
 
-    pub fn programs_path(&self) -> &str {
+    pub(crate) fn programs_path(&self) -> &str {
         self.programs.path().to_str().unwrap()
     }
 
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         self.dir.path().to_str().unwrap()
     }
 
-    pub fn try_ingest(&self, run_date: &str, keep_going: bool) -> incentives::Result<Ingest> {
+    pub(crate) fn try_ingest(&self, run_date: &str, keep_going: bool) -> incentives::Result<Ingest> {
         let store = Store::open(self.path()).unwrap();
         let landing = Landing::scan(&store).unwrap();
         ingest(&store, &landing, date(run_date), keep_going)
     }
 
-    pub fn ingest(&self, run_date: &str) -> Ingest {
+    pub(crate) fn ingest(&self, run_date: &str) -> Ingest {
         let i = self.try_ingest(run_date, false).unwrap();
         for f in &i.files {
             assert_eq!(f.rows, f.accepted + f.rejected, "reconciliation of {}", f.path);
@@ -79,17 +79,17 @@ impl Zone {
 }
 
 /// The rejects as `file:row field=value CODE` lines, in report order.
-pub fn rejects(i: &Ingest) -> Vec<String> {
+pub(crate) fn rejects(i: &Ingest) -> Vec<String> {
     i.rejects.iter().map(|r| format!("{}:{} {}={} {}", r.file, r.row, r.field, r.value, r.code)).collect()
 }
 
 /// Accepted transaction ids in the order ingestion keeps them.
-pub fn tx_ids(i: &Ingest) -> Vec<String> {
+pub(crate) fn tx_ids(i: &Ingest) -> Vec<String> {
     i.feeds.transactions.iter().map(|t| t.transaction_id.to_string()).collect()
 }
 
 /// Runs the real binary.
-pub fn incentives(args: &[&str]) -> Output {
+pub(crate) fn incentives(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_incentives"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -98,10 +98,10 @@ pub fn incentives(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
