@@ -6,12 +6,15 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use super::tables::{Export, REPORTS, Report};
 use super::{Table, Values, csv_out};
 use crate::feeds::tables::{Role, User};
 use crate::publish::{FileParts, Folder};
 
-/// The reports each partner gets, by name, in the folder.
-pub(crate) const EXPORTED: [&str; 4] = ["earnings", "unearned", "payouts", "dashboard"];
+/// The reports each partner gets in its folder, in the order of [`REPORTS`].
+pub(crate) fn exported() -> impl Iterator<Item = &'static Report> {
+    REPORTS.iter().copied().filter(|r| r.export != Export::No)
+}
 
 /// Folder name of a partner: `partner_id=` and the percent-encoded id.
 pub(crate) fn folder_name(partner_id: &str) -> String {
@@ -26,20 +29,26 @@ pub(crate) fn folder_name(partner_id: &str) -> String {
     s
 }
 
-/// The files a role may open.
-fn may_open(role: Role, file: &str) -> bool {
-    role == Role::IncentiveAdmin || file != "payouts.csv"
+/// Whether a role may open a file of the folder exported as `export`.
+fn may_open(role: Role, export: Export) -> bool {
+    match export {
+        Export::AllUsers => true,
+        Export::AdminsOnly => role == Role::IncentiveAdmin,
+        Export::No => false,
+    }
 }
 
-/// The `access.csv` table of one partner.
+/// The `access.csv` table of one partner: every file of the folder (the exported reports' and
+/// `access.csv` itself, which every user may open) that each of its users may open.
 fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
-    let mut files: Vec<String> = EXPORTED.iter().map(|r| format!("{r}.csv")).collect();
-    files.push("access.csv".into());
-    files.sort();
+    let mut files: Vec<(String, Export)> =
+        exported().map(|r| (format!("{}.csv", r.name), r.export)).collect();
+    files.push(("access.csv".into(), Export::AllUsers));
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut rows: Vec<(&str, Role, &str)> = Vec::new();
     for u in users {
-        for f in &files {
-            if may_open(u.role, f) {
+        for (f, export) in &files {
+            if may_open(u.role, *export) {
                 rows.push((&u.user_id, u.role, f));
             }
         }
@@ -63,8 +72,9 @@ fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
 /// its file of each exported report, then its `access.csv`.
 pub(crate) struct Exporter<'a> {
     run_date: chrono::NaiveDate,
-    partner_ids: &'a [&'a str],
-    /// The exported reports' names ([`EXPORTED`] order) and CSV headers.
+    /// Every accepted partner id, sorted: a partner is named by its position in it.
+    partner_ids: Vec<&'a str>,
+    /// The exported reports' names ([`exported`] order) and CSV headers.
     reports: Vec<(&'static str, bytes::Bytes)>,
     users_of: HashMap<&'a str, Vec<&'a User>>,
 }
@@ -72,7 +82,7 @@ pub(crate) struct Exporter<'a> {
 impl<'a> Exporter<'a> {
     pub(crate) fn new(
         run_date: chrono::NaiveDate,
-        partner_ids: &'a [&'a str],
+        partner_ids: Vec<&'a str>,
         reports: Vec<(&'static str, Vec<u8>)>,
         users: &'a [User],
     ) -> Self {
@@ -82,6 +92,11 @@ impl<'a> Exporter<'a> {
         }
         let reports = reports.into_iter().map(|(name, header)| (name, header.into())).collect();
         Exporter { run_date, partner_ids, reports, users_of }
+    }
+
+    /// Every accepted partner id, sorted.
+    pub(crate) fn partner_ids(&self) -> &[&'a str] {
+        &self.partner_ids
     }
 
     /// Report `k`'s CSV header.
@@ -224,7 +239,7 @@ mod hostile_ids {
                     ("n", Values::Int((0..rows.len() as i64).map(Some).collect())),
                 ],
             };
-            let reports: Vec<Table> = EXPORTED.iter().map(|n| table(n)).collect();
+            let reports: Vec<Table> = exported().map(|r| table(r.name)).collect();
             let refs: Vec<&Table> = reports.iter().collect();
             let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let mut files = Vec::new();
@@ -243,7 +258,7 @@ mod hostile_ids {
             let file_of = |_: &(), k: usize, i: usize| {
                 csv_file(&refs[k].select(index[k].get(id_refs[i]).map(Vec::as_slice).unwrap_or_default()))
             };
-            let exporter = Exporter::new(date, &id_refs, EXPORTED.iter().map(|&n| (n, Vec::new())).collect(), &[]);
+            let exporter = Exporter::new(date, id_refs.clone(), exported().map(|r| (r.name, Vec::new())).collect(), &[]);
             let positions: Vec<usize> = (0..ids.len()).collect();
             exporter
                 .export(&positions, |_, _, _| Ok(()), file_of, |folders| {

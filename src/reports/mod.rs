@@ -5,6 +5,7 @@
 pub(crate) mod csv_out;
 pub(crate) mod exports;
 pub(crate) mod manifest;
+pub(crate) mod outputs;
 pub(crate) mod parquet_out;
 pub(crate) mod rejects;
 pub(crate) mod tables;

@@ -59,34 +59,96 @@ fn same(a: &str, b: &str) -> bool {
 /// A row of a report: (index of the program result, index of the item in it).
 pub(crate) type RowRef = (u32, u32);
 
-/// The five reports of the rules' results.
+/// Who finds a partner's rows of a report in its export folder, as `<report>.csv`
+/// (reports.md "Per-partner exports and who may read them").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Report {
-    Eligibility,
-    Earnings,
-    Unearned,
-    Payouts,
-    Dashboard,
+pub(crate) enum Export {
+    /// Not exported.
+    No,
+    /// Every user of the partner.
+    AllUsers,
+    /// The partner's incentive admins only.
+    AdminsOnly,
 }
 
-impl Report {
-    pub(crate) const ALL: [Report; 5] =
-        [Report::Eligibility, Report::Earnings, Report::Unearned, Report::Payouts, Report::Dashboard];
+/// A report of the rules' results, declared in one place: its name, who gets it in the
+/// partners' exports, where its rows lie in a program's result, and its columns. Adding a
+/// report is one more such constant, listed in [`REPORTS`]; the outputs
+/// ([`super::outputs`]) write every listed report as CSV and parquet and export it as declared.
+pub(crate) struct Report {
+    pub(crate) name: &'static str,
+    pub(crate) export: Export,
+    /// The rows a program's result holds.
+    rows: fn(&ProgramResult) -> usize,
+    /// The partner (the earner) of row `i` of a program's result: exports are cut by it.
+    partner: for<'r, 'a> fn(&'r ProgramResult<'a>, usize) -> &'r str,
+    /// The table of some rows: the reference for both formats.
+    table: for<'r, 'a> fn(&Source<'r, 'a>, &[RowRef]) -> Table<'r>,
+    /// An encoder straight from the rows to CSV and Arrow, without the table, for a report
+    /// that holds most of a run's rows (tests hold it to `table`, byte for byte).
+    fast: Option<Fast>,
+}
 
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Report::Eligibility => "eligibility",
-            Report::Earnings => "earnings",
-            Report::Unearned => "unearned",
-            Report::Payouts => "payouts",
-            Report::Dashboard => "dashboard",
-        }
+/// See [`Report::fast`].
+type Fast = fn(&Source, &[RowRef], &[Key], &Arc<Schema>) -> Result<Encoded>;
+
+impl std::fmt::Debug for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Report({})", self.name)
     }
 }
 
+/// The reports of the rules' results, in the order a run writes them.
+pub(crate) static REPORTS: [&Report; 5] = [&ELIGIBILITY, &EARNINGS, &UNEARNED, &PAYOUTS, &DASHBOARD];
+
+pub(crate) const ELIGIBILITY: Report = Report {
+    name: "eligibility",
+    export: Export::No,
+    rows: |r| r.eligibility.len(),
+    partner: |r, i| &r.eligibility[i].partner_id,
+    table: eligibility,
+    fast: None,
+};
+
+pub(crate) const EARNINGS: Report = Report {
+    name: "earnings",
+    export: Export::AllUsers,
+    rows: |r| r.lines.len(),
+    partner: |r, i| r.lines[i].partner_id,
+    table: earnings,
+    fast: Some(earnings_encoded),
+};
+
+pub(crate) const UNEARNED: Report = Report {
+    name: "unearned",
+    export: Export::AllUsers,
+    rows: |r| r.unearned.len(),
+    partner: |r, i| r.unearned[i].partner_id,
+    table: unearned,
+    fast: None,
+};
+
+pub(crate) const PAYOUTS: Report = Report {
+    name: "payouts",
+    export: Export::AdminsOnly,
+    rows: |r| r.groups.len(),
+    partner: |r, i| &r.groups[i].partner_id,
+    table: payouts,
+    fast: None,
+};
+
+pub(crate) const DASHBOARD: Report = Report {
+    name: "dashboard",
+    export: Export::AllUsers,
+    rows: |r| r.eligibility.len(),
+    partner: |r, i| &r.eligibility[i].partner_id,
+    table: dashboard,
+    fast: None,
+};
+
 /// One report over the results of a run: its rows, and tables of any slice of them.
 pub(crate) struct Source<'r, 'a> {
-    pub(crate) report: Report,
+    pub(crate) report: &'static Report,
     pub(crate) run_date: NaiveDate,
     pub(crate) data_as_of: Option<NaiveDate>,
     pub(crate) results: &'r [ProgramResult<'a>],
@@ -95,33 +157,13 @@ pub(crate) struct Source<'r, 'a> {
 }
 
 impl<'r, 'a> Source<'r, 'a> {
-    /// The report's items in one program's result.
-    fn len_of(&self, r: &ProgramResult) -> usize {
-        match self.report {
-            Report::Eligibility | Report::Dashboard => r.eligibility.len(),
-            Report::Earnings => r.lines.len(),
-            Report::Unearned => r.unearned.len(),
-            Report::Payouts => r.groups.len(),
-        }
-    }
-
-    /// The partner of item `i` of a program's result.
-    fn partner_of(&self, r: &'r ProgramResult, i: usize) -> &'r str {
-        match self.report {
-            Report::Eligibility | Report::Dashboard => &r.eligibility[i].partner_id,
-            Report::Earnings => r.lines[i].partner_id,
-            Report::Unearned => r.unearned[i].partner_id,
-            Report::Payouts => &r.groups[i].partner_id,
-        }
-    }
-
     /// The rows in report order, in slices of at most `size`.
     pub(crate) fn chunks(&self, size: usize) -> impl Iterator<Item = Vec<RowRef>> + '_ {
         let mut all = self
             .results
             .iter()
             .enumerate()
-            .flat_map(move |(p, r)| (0..self.len_of(r)).map(move |i| (p as u32, i as u32)))
+            .flat_map(move |(p, r)| (0..(self.report.rows)(r)).map(move |i| (p as u32, i as u32)))
             .peekable();
         std::iter::from_fn(move || {
             all.peek()?;
@@ -136,13 +178,13 @@ impl<'r, 'a> Source<'r, 'a> {
         let mut last: Option<(u32, &str, u32)> = None;
         for &(p, i) in rows {
             let r = &self.results[p as usize];
-            let partner = self.partner_of(r, i as usize);
+            let partner = (self.report.partner)(r, i as usize);
             let position = match last {
                 Some((lp, lpartner, position)) if lp == p && same(lpartner, partner) => position,
                 _ => self.partners.binary_search(&partner).map_err(|_| {
                     crate::error::Error::internal(format!(
                         "{}: partner {partner} is not accepted",
-                        self.report.name()
+                        self.report.name
                     ))
                 })? as u32,
             };
@@ -155,29 +197,23 @@ impl<'r, 'a> Source<'r, 'a> {
     /// The report's chunk of `rows`, encoded under `schema` ([`writer::ReportWriter::schema`])
     /// with each row's export key in `keys` (or none).
     pub(crate) fn encode(&self, rows: &[RowRef], keys: Vec<Key>, schema: &Arc<Schema>) -> Result<Encoded> {
-        match self.report {
-            Report::Earnings => earnings_encoded(self.run_date, self.results, rows, &keys, schema),
-            _ => writer::encode(Chunk { table: self.table(rows), keys }, schema),
+        match self.report.fast {
+            Some(fast) => fast(self, rows, &keys, schema),
+            None => writer::encode(Chunk { table: self.table(rows), keys }, schema),
         }
     }
 
     /// The report's table of `rows`.
     pub(crate) fn table(&self, rows: &[RowRef]) -> Table<'r> {
-        let (d, results) = (self.run_date, self.results);
-        match self.report {
-            Report::Eligibility => eligibility(d, results, rows),
-            Report::Earnings => earnings(d, results, rows),
-            Report::Unearned => unearned(d, results, rows),
-            Report::Payouts => payouts(d, results, rows),
-            Report::Dashboard => dashboard(d, self.data_as_of, results, rows),
-        }
+        (self.report.table)(self, rows)
     }
 }
 
-fn eligibility<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef]) -> Table<'r> {
+fn eligibility<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
+    let (run_date, results) = (s.run_date, s.results);
     let rows: Vec<_> = rows.iter().map(|&(p, i)| &results[p as usize].eligibility[i as usize]).collect();
     Table {
-        name: "eligibility",
+        name: s.report.name,
         columns: vec![
             ("run_date", dates(&rows, |_| Some(run_date))),
             ("program_id", text(&rows, |r| b(&r.program_id))),
@@ -283,10 +319,11 @@ fn earnings_rows<'r, 'a>(results: &'r [ProgramResult<'a>], rows: &[RowRef]) -> V
 }
 
 /// The earnings report (the reference for [`earnings_encoded`]).
-fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef]) -> Table<'r> {
+fn earnings<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
+    let (run_date, results) = (s.run_date, s.results);
     let rows = earnings_rows(results, rows);
     Table {
-        name: "earnings",
+        name: s.report.name,
         columns: vec![
             (
                 "earning_id",
@@ -337,13 +374,8 @@ fn earnings<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRe
 /// and Arrow arrays of [`earnings`]'s table (tests hold them equal, byte for byte), without
 /// the table. At 30 M transactions the report is 42 M lines, and building and reading back
 /// a table of 28 columns of cells for each of them was a tenth of the run's CPU.
-fn earnings_encoded(
-    run_date: NaiveDate,
-    results: &[ProgramResult],
-    rows: &[RowRef],
-    keys: &[Key],
-    schema: &Arc<Schema>,
-) -> Result<Encoded> {
+fn earnings_encoded(s: &Source, rows: &[RowRef], keys: &[Key], schema: &Arc<Schema>) -> Result<Encoded> {
+    let (run_date, results) = (s.run_date, s.results);
     use crate::decimal::{rescale_round, write as decimal};
     use crate::reports::csv_out::push_text;
     use crate::reports::parquet_out::columns as c;
@@ -446,7 +478,8 @@ fn earnings_encoded(
     Ok(Encoded::new(rows.len(), keys, 320, record, batch))
 }
 
-fn unearned<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef]) -> Table<'r> {
+fn unearned<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
+    let (run_date, results) = (s.run_date, s.results);
     let rows: Vec<_> = rows
         .iter()
         .map(|&(p, i)| {
@@ -455,7 +488,7 @@ fn unearned<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRe
         })
         .collect();
     Table {
-        name: "unearned",
+        name: s.report.name,
         columns: vec![
             ("run_date", dates(&rows, |_| Some(run_date))),
             ("program_id", text(&rows, |(p, _)| b(&p.id))),
@@ -475,7 +508,8 @@ fn unearned<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRe
     }
 }
 
-fn payouts<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef]) -> Table<'r> {
+fn payouts<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
+    let (run_date, results) = (s.run_date, s.results);
     let rows: Vec<_> = rows
         .iter()
         .map(|&(p, i)| {
@@ -490,7 +524,7 @@ fn payouts<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef
         })
         .collect();
     Table {
-        name: "payouts",
+        name: s.report.name,
         columns: vec![
             ("run_date", dates(&rows, |_| Some(run_date))),
             ("program_id", text(&rows, |(p, _, _)| b(&p.id))),
@@ -514,12 +548,8 @@ fn payouts<'r>(run_date: NaiveDate, results: &'r [ProgramResult], rows: &[RowRef
     }
 }
 
-fn dashboard<'r>(
-    run_date: NaiveDate,
-    data_as_of: Option<NaiveDate>,
-    results: &'r [ProgramResult],
-    rows: &[RowRef],
-) -> Table<'r> {
+fn dashboard<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
+    let (run_date, data_as_of, results) = (s.run_date, s.data_as_of, s.results);
     let rows: Vec<_> = rows
         .iter()
         .map(|&(p, i)| {
@@ -528,7 +558,7 @@ fn dashboard<'r>(
         })
         .collect();
     Table {
-        name: "dashboard",
+        name: s.report.name,
         columns: vec![
             ("run_date", dates(&rows, |_| Some(run_date))),
             ("program_id", text(&rows, |(r, _, _)| b(&r.program.id))),
@@ -568,8 +598,7 @@ pub(crate) fn assert_earnings_encoded_as_table(run_date: NaiveDate, results: &[P
     let mut partners: Vec<&str> = results.iter().flat_map(|r| r.lines.iter().map(|l| l.partner_id)).collect();
     partners.sort_unstable();
     partners.dedup();
-    let source =
-        Source { report: Report::Earnings, run_date, data_as_of: None, results, partners: &partners };
+    let source = Source { report: &EARNINGS, run_date, data_as_of: None, results, partners: &partners };
     let shape = source.table(&[]);
     for size in [1, 3, 2048] {
         let mut direct = ParquetSink::new(&shape, &[], Vec::new()).expect("sink");
