@@ -12,7 +12,6 @@ mod allocator;
 pub mod cli;
 pub mod config;
 pub mod decimal;
-mod direct_io;
 pub mod error;
 pub mod feeds;
 pub mod generate;

@@ -1,18 +1,10 @@
 //! Atomic publishing of a run's outputs, and the guard against two runs of one date.
 //!
 //! Every run first writes all its outputs under a staging prefix `_runs/<D>/<staging-id>/`, in
-//! the final layout, the manifest last. Then:
-//!
-//! - **Local folder**: readers reach a date's outputs through links made once per date
-//!   (`earnings/run_date=D -> ../_current/D/earnings/run_date=D`, likewise for every report,
-//!   `exports/run_date=D` and `runs/D`), and `_current/D` is a single link to the published
-//!   staging folder. Publishing is one `rename(2)` of that link: a crash or kill at any moment
-//!   leaves either the previous good run or the new complete one visible, never a mix.
-//! - **Object store** (no rename there): the staged objects are copied to their final keys,
-//!   final keys the run no longer produces are deleted, and `runs/D/manifest.json` is written
-//!   last with a conditional put (it must still be the version seen when the run started). The
-//!   manifest names the immutable staging prefix it was published from (`published_from`), so a
-//!   reader that follows the manifest reads a complete run even while the next one is copying.
+//! the final layout, the manifest last. Then the store makes the staged run the visible one
+//! at once ([`crate::store::Backend::publish`]: a link renamed on a local disk, the manifest's
+//! conditional put on an object store), and the staging prefixes of older runs of the date
+//! are removed, but the one published before (its readers may still be reading it).
 //!
 //! The guard is `_locks/<D>.lock`, created only if absent (`PutMode::Create` on object stores,
 //! `O_EXCL` locally); it names its holder and expires, and a lock left by a dead process of
@@ -21,15 +13,10 @@
 use chrono::NaiveDate;
 
 use crate::error::{Error, Result};
-use crate::store::{Store, Version};
+use crate::store::{ReadAt, Sink, SmallFiles, StagedRun, Store, Version};
 
 /// How long a lock is honoured without its holder finishing.
 const LOCK_TTL_HOURS: i64 = 6;
-
-/// How far (in page-cache bytes, over all of a [`FolderWriter`]'s threads) the dropping of
-/// written export files' pages trails their writing (see [`crate::direct_io::DropBehind`]):
-/// above the 2-2.4 GB a 24 GiB machine keeps dirty before writing back.
-const DROP_BEHIND_LAG: u64 = 3 << 30;
 
 /// Test hook for the crash and fault tests, compiled into debug builds only (the binary that
 /// `cargo test` runs; a release build has the empty function below):
@@ -261,36 +248,17 @@ impl Drop for FolderWriter {
     }
 }
 
-/// Makes `folder` and writes its files: under `root` (a local staging folder) or as objects
-/// under `staging` in `store`.
+/// Makes `folder` and writes its files under `staging`.
 fn write_folder(
     folder: &Folder,
-    root: Option<&std::path::Path>,
-    store: &Store,
+    files: &mut dyn SmallFiles,
     staging: &str,
     checkpoints: &std::sync::atomic::AtomicU32,
     written: &mut Vec<Written>,
-    behind: &mut crate::direct_io::DropBehind,
 ) -> Result<()> {
-    if let Some(root) = root {
-        let path = root.join(&folder.path);
-        let made = match std::fs::create_dir(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&path),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
-            other => other,
-        };
-        made.map_err(Error::io("cannot create folder", path.display()))?;
-    }
+    files.make_dir(&format!("{staging}/{}", folder.path))?;
     for (rel, rows, parts) in &folder.files {
-        match root {
-            Some(root) => {
-                let path = root.join(rel);
-                let cached = crate::direct_io::write_parts(&path, parts)
-                    .map_err(Error::io("writing", path.display()))?;
-                behind.wrote(path, cached);
-            }
-            None => store.put(&format!("{staging}/{rel}"), &parts.concat())?,
-        }
+        files.write(&format!("{staging}/{rel}"), parts)?;
         checkpoint(checkpoints);
         written.push(Written {
             path: rel.clone(),
@@ -301,83 +269,22 @@ fn write_folder(
     Ok(())
 }
 
-/// Where a staged file's bytes go.
-enum Sink {
-    Local(crate::direct_io::OutputFile, std::path::PathBuf),
-    Memory(Vec<u8>),
-}
-
 /// An output being written under the staging prefix; its SHA-256 is taken as it is written.
 pub(crate) struct StagedFile {
     rel: String,
-    staged: String,
-    sink: Sink,
+    sink: Box<dyn Sink>,
     hasher: sha2::Sha256,
 }
 
 impl std::io::Write for StagedFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = match &mut self.sink {
-            Sink::Local(w, _) => w.write(buf)?,
-            Sink::Memory(v) => v.write(buf)?,
-        };
+        let n = self.sink.write(buf)?;
         sha2::Digest::update(&mut self.hasher, &buf[..n]);
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match &mut self.sink {
-            Sink::Local(w, _) => w.flush(),
-            Sink::Memory(_) => Ok(()),
-        }
-    }
-}
-
-/// A staged file read back (see [`Publication::open_staged`]).
-pub(crate) enum Staged {
-    File(std::fs::File),
-    Bytes(bytes::Bytes),
-}
-
-impl Staged {
-    /// Asks the kernel to start reading `range` of a local file into the page cache, so that
-    /// a later read finds it there (advice: an error is ignored, as is an object read whole).
-    pub(crate) fn will_need(&self, range: std::ops::Range<u64>) {
-        if let Staged::File(f) = self
-            && range.start < range.end
-        {
-            use std::os::fd::AsRawFd;
-            let (Ok(at), Ok(len)) =
-                (libc::off_t::try_from(range.start), libc::off_t::try_from(range.end - range.start))
-            else {
-                return;
-            };
-            // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open
-            // for as long as `f` lives.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::posix_fadvise(f.as_raw_fd(), at, len, libc::POSIX_FADV_WILLNEED)
-            };
-        }
-    }
-
-    /// Fills `buf` from the file's bytes at `offset`.
-    pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        match self {
-            Staged::File(f) => std::os::unix::fs::FileExt::read_exact_at(f, buf, offset),
-            Staged::Bytes(b) => {
-                let at = usize::try_from(offset).ok().filter(|&at| at + buf.len() <= b.len()).ok_or_else(
-                    || {
-                        std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "range past the end of the staged object",
-                        )
-                    },
-                )?;
-                buf.copy_from_slice(&b[at..at + buf.len()]);
-                Ok(())
-            }
-        }
+        self.sink.flush()
     }
 }
 
@@ -417,30 +324,20 @@ impl Publication {
     /// Starts `threads` writers of whole folders of small files under the staging prefix
     /// (see [`FolderWriter`]).
     pub(crate) fn folder_writer(&self, threads: usize) -> FolderWriter {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Folder>>(2 * threads.max(1));
+        let threads = threads.max(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Folder>>(2 * threads);
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-        let root = self.store.local_root().map(|r| r.join(&self.staging));
-        let lag = DROP_BEHIND_LAG / threads.max(1) as u64;
-        let threads = (0..threads.max(1))
+        let threads = (0..threads)
             .map(|_| {
-                let (rx, root, store) = (rx.clone(), root.clone(), self.store.clone());
+                let (rx, mut files) = (rx.clone(), self.store.small_files(threads));
                 let (staging, checkpoints) = (self.staging.clone(), self.checkpoints.clone());
                 std::thread::spawn(move || -> Result<Vec<Written>> {
                     let mut written = Vec::new();
-                    let mut behind = crate::direct_io::DropBehind::new(lag);
                     loop {
                         let batch = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                         let Ok(batch) = batch else { return Ok(written) };
                         for folder in batch {
-                            write_folder(
-                                &folder,
-                                root.as_deref(),
-                                &store,
-                                &staging,
-                                &checkpoints,
-                                &mut written,
-                                &mut behind,
-                            )?;
+                            write_folder(&folder, &mut *files, &staging, &checkpoints, &mut written)?;
                         }
                     }
                 })
@@ -455,52 +352,21 @@ impl Publication {
     }
 
     /// Opens one output (path in the final layout) under the staging prefix for writing in
-    /// pieces: a local file is written in place (the staging folder is invisible until the
-    /// commit); for an object store the bytes are gathered and put by [`Publication::finish`].
+    /// pieces (see [`Store::create_file`]).
     pub(crate) fn create(&self, rel: &str) -> Result<StagedFile> {
-        let staged = format!("{}/{rel}", self.staging);
-        let sink = match self.store.local_root() {
-            Some(root) => {
-                let path = root.join(&staged);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(Error::io("cannot create folder", parent.display()))?;
-                }
-                Sink::Local(
-                    crate::direct_io::OutputFile::create(&path)
-                        .map_err(Error::io("creating", path.display()))?,
-                    path,
-                )
-            }
-            None => Sink::Memory(Vec::new()),
-        };
-        Ok(StagedFile { rel: rel.to_string(), staged, sink, hasher: <sha2::Sha256 as sha2::Digest>::new() })
+        let sink = self.store.create_file(&format!("{}/{rel}", self.staging))?;
+        Ok(StagedFile { rel: rel.to_string(), sink, hasher: <sha2::Sha256 as sha2::Digest>::new() })
     }
 
-    /// A completed staged file opened for reading (exports are cut from a report's bytes): the
-    /// local file, or the object read back whole.
-    pub(crate) fn open_staged(&self, rel: &str) -> Result<Staged> {
-        let staged = format!("{}/{rel}", self.staging);
-        match self.store.local_root() {
-            Some(root) => {
-                let path = root.join(&staged);
-                std::fs::File::open(&path)
-                    .map(Staged::File)
-                    .map_err(Error::io("reading back", path.display()))
-            }
-            None => self.store.get(&staged).map(Staged::Bytes),
-        }
+    /// A completed staged file opened for reading (exports are cut from a report's bytes).
+    pub(crate) fn open_staged(&self, rel: &str) -> Result<ReadAt> {
+        self.store.open_at(&format!("{}/{rel}", self.staging))
     }
 
     /// Completes a file opened with [`Publication::create`]; returns its SHA-256 (hex).
     pub(crate) fn finish(&mut self, file: StagedFile) -> Result<String> {
-        let StagedFile { rel, staged, sink, hasher } = file;
-        match sink {
-            Sink::Local(w, path) => {
-                w.finish().map_err(Error::io("writing", path.display()))?;
-            }
-            Sink::Memory(bytes) => self.store.put(&staged, &bytes)?,
-        }
+        let StagedFile { rel, sink, hasher } = file;
+        sink.finish()?;
         self.files.push(rel);
         checkpoint(&self.checkpoints);
         Ok(crate::feeds::validate::hex(&sha2::Digest::finalize(hasher)))
@@ -508,9 +374,18 @@ impl Publication {
 
     /// Makes the staged run the published one.
     pub(crate) fn commit(mut self) -> Result<()> {
-        match self.store.local_root().map(std::path::Path::to_path_buf) {
-            Some(root) => self.commit_local(&root)?,
-            None => self.commit_remote()?,
+        let (date, entries, manifest) = (self.date.to_string(), self.entries(), manifest_path(self.date));
+        let run = StagedRun {
+            date: &date,
+            staging: &self.staging,
+            files: &self.files,
+            entries: &entries,
+            manifest: &manifest,
+            manifest_seen: self.manifest_seen.as_ref(),
+        };
+        let checkpoints = self.checkpoints.clone();
+        if let Some(previous) = self.store.publish(&run, &|| checkpoint(&checkpoints))? {
+            self.previous = Some(previous);
         }
         self.collect_garbage();
         Ok(())
@@ -526,112 +401,17 @@ impl Publication {
         entries
     }
 
-    fn commit_local(&mut self, root: &std::path::Path) -> Result<()> {
-        let io = |path: &std::path::Path, action| Error::io(action, path.display().to_string());
-        let date = self.date.to_string();
-        for entry in self.entries() {
-            let link = root.join(&entry);
-            let target = format!("{}_current/{date}/{entry}", "../".repeat(entry.matches('/').count()));
-            ensure_link(root, &link, &target)?;
-            checkpoint(&self.checkpoints);
-        }
-        let current_dir = root.join("_current");
-        std::fs::create_dir_all(&current_dir).map_err(io(&current_dir, "cannot create folder"))?;
-        let run_id = self.staging.rsplit('/').next().expect("non-empty").to_string();
-        let tmp = current_dir.join(format!(".{date}.{run_id}"));
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(format!("../_runs/{date}/{run_id}"), &tmp)
-            .map_err(io(&tmp, "cannot create the publishing link"))?;
-        checkpoint(&self.checkpoints);
-        let current = current_dir.join(&date);
-        if let Ok(target) = std::fs::read_link(&current) {
-            self.previous = target.file_name().map(|n| format!("_runs/{date}/{}", n.to_string_lossy()));
-        }
-        std::fs::rename(&tmp, &current).map_err(io(&current, "cannot publish"))?;
-        checkpoint(&self.checkpoints);
-        Ok(())
-    }
-
-    fn commit_remote(&mut self) -> Result<()> {
-        let manifest = manifest_path(self.date);
-        let new: std::collections::HashSet<&str> = self.files.iter().map(String::as_str).collect();
-        // Copies are independent requests: run them in parallel.
-        {
-            use rayon::prelude::*;
-            self.files.par_iter().filter(|f| **f != manifest).try_for_each(|f| {
-                self.store.copy(&format!("{}/{f}", self.staging), f)?;
-                checkpoint(&self.checkpoints);
-                Ok::<(), Error>(())
-            })?;
-        }
-        // Final keys of this date that the new run does not produce (a partner gone, ...).
-        for entry in self.entries() {
-            for old in self.store.list(&entry)? {
-                if !new.contains(old.path.as_str()) {
-                    self.store.delete(&old.path)?;
-                }
-            }
-        }
-        let bytes = self.store.get(&format!("{}/{manifest}", self.staging))?;
-        if !self.store.put_if_unchanged(&manifest, &bytes, self.manifest_seen.as_ref())? {
-            return Err(Error::Locked(format!(
-                "{} changed while this run was writing: another run published {} meanwhile; nothing was overwritten",
-                self.store.display(&manifest),
-                self.date
-            )));
-        }
-        checkpoint(&self.checkpoints);
-        Ok(())
-    }
-
     /// Removes the staging prefixes of the date other than this run's and the previous one.
     fn collect_garbage(&self) {
         let dir = format!("_runs/{}", self.date);
-        if let Some(root) = self.store.local_root() {
-            // Locally the runs are folders: look one level down, not at every file staged.
-            let Ok(entries) = std::fs::read_dir(root.join(&dir)) else { return };
-            for e in entries.flatten() {
-                let run = format!("{dir}/{}", e.file_name().to_string_lossy());
-                if run != self.staging && Some(&run) != self.previous.as_ref() {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-            return;
-        }
-        let Ok(all) = self.store.list(&dir) else { return };
-        for e in all {
-            let run = e.path.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+        let Ok(runs) = self.store.children(&dir) else { return };
+        for name in runs {
+            let run = format!("{dir}/{name}");
             if run != self.staging && Some(&run) != self.previous.as_ref() {
-                let _ = self.store.delete(&e.path);
+                let _ = self.store.delete_all(&run);
             }
         }
     }
-}
-
-/// Makes `link` a symbolic link to `target`, unless it already is one. A real folder found
-/// there (outputs of a version before atomic publishing) is moved under `_runs/legacy/`.
-fn ensure_link(root: &std::path::Path, link: &std::path::Path, target: &str) -> Result<()> {
-    let io = |action| Error::io(action, link.display());
-    match std::fs::symlink_metadata(link) {
-        Ok(m) if m.file_type().is_symlink() => {
-            if std::fs::read_link(link).map(|t| t == std::path::Path::new(target)).unwrap_or(false) {
-                return Ok(());
-            }
-            std::fs::remove_file(link).map_err(io("cannot replace link"))?;
-        }
-        Ok(_) => {
-            let legacy =
-                root.join("_runs/legacy").join(chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f").to_string());
-            std::fs::create_dir_all(&legacy).map_err(io("cannot create folder"))?;
-            let name = link.file_name().expect("a link has a name");
-            std::fs::rename(link, legacy.join(name)).map_err(io("cannot move an old output folder aside"))?;
-        }
-        Err(_) => {}
-    }
-    if let Some(parent) = link.parent() {
-        std::fs::create_dir_all(parent).map_err(io("cannot create folder"))?;
-    }
-    std::os::unix::fs::symlink(target, link).map_err(io("cannot create link"))
 }
 
 #[cfg(test)]

@@ -318,7 +318,7 @@ fn late_exports(
         return Ok(());
     }
     let exported: Vec<&writer::Written> = encoder.exported.iter().map(|&k| &reports[k]).collect();
-    let staged: Vec<crate::publish::Staged> =
+    let staged: Vec<crate::store::ReadAt> =
         exported.iter().map(|w| publication.open_staged(&w.csv.0)).collect::<Result<_>>()?;
     let programs = encoder.plan.programs.len() as u32;
     let positions = |r: std::ops::Range<usize>| r.start as u32..r.end as u32;

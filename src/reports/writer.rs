@@ -18,7 +18,8 @@ use rayon::prelude::*;
 
 use super::{Table, csv_out, parquet_out};
 use crate::error::{Error, Result};
-use crate::publish::{Publication, Staged, StagedFile};
+use crate::publish::{Publication, StagedFile};
+use crate::store::ReadAt;
 
 /// Where the rows of one program and partner lie in a report's CSV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +138,7 @@ pub(crate) fn run_ranges(
 impl Run {
     /// Reads the bytes of partners `partners` (positions) of every program.
     pub(crate) fn read(
-        csv: &Staged,
+        csv: &ReadAt,
         segments: &Segments,
         programs: u32,
         partners: std::ops::Range<u32>,
@@ -326,7 +327,7 @@ mod tests {
                     }
                 }
             }
-            let staged = Staged::Bytes(bytes::Bytes::from(csv));
+            let staged = ReadAt::Bytes(bytes::Bytes::from(csv));
             let mut start = 0;
             while start < partners {
                 let end = partners.min(start + run_len);

@@ -1,0 +1,288 @@
+//! A folder on the local disk, through `std::fs`: file names kept exactly as they are on disk,
+//! outputs written around the page cache ([`super::direct_io`]), and a staged run published by
+//! renaming one link.
+//!
+//! Publishing: readers reach a date's outputs through links made once per date
+//! (`earnings/run_date=D -> ../_current/D/earnings/run_date=D`, likewise for every report,
+//! `exports/run_date=D` and `runs/D`), and `_current/D` is a single link to the published
+//! staging folder. Publishing is one `rename(2)` of that link: a crash or kill at any moment
+//! leaves either the previous good run or the new complete one visible, never a mix.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::direct_io::{self, DropBehind, OutputFile};
+use super::{Backend, Entry, PutMode, ReadAt, SmallFiles, StagedRun, Version};
+use crate::error::{Error, Result};
+
+/// How far (in page-cache bytes, over all the threads writing small files side by side) the
+/// dropping of written files' pages trails their writing (see [`DropBehind`]): above the
+/// 2-2.4 GB a 24 GiB machine keeps dirty before writing back.
+const DROP_BEHIND_LAG: u64 = 3 << 30;
+
+/// A folder on the local disk.
+pub(super) struct Local {
+    root: PathBuf,
+    display: String,
+}
+
+impl Local {
+    /// The folder `path` (given as `uri`), made when `create` and missing.
+    pub(super) fn open(uri: &str, path: &str, create: bool, display: &str) -> Result<Local> {
+        let dir = Path::new(path);
+        if create {
+            std::fs::create_dir_all(dir).map_err(Error::io("cannot create folder", format!("'{path}'")))?;
+        } else if !dir.is_dir() {
+            let kind =
+                if dir.exists() { std::io::ErrorKind::NotADirectory } else { std::io::ErrorKind::NotFound };
+            return Err(Error::Io {
+                action: "opening",
+                path: format!("'{uri}'"),
+                source: std::io::Error::new(kind, "not a folder"),
+            });
+        }
+        Ok(Local { root: dir.to_path_buf(), display: display.to_string() })
+    }
+
+    fn display(&self, rel: &str) -> String {
+        super::display(&self.display, rel)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+}
+
+/// Lists regular files below `dir` (following links to folders), as paths relative to `root`.
+fn list_local(root: &Path, dir: &Path, out: &mut Vec<Entry>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        let path = e.path();
+        let meta = std::fs::metadata(&path)?;
+        if meta.is_dir() {
+            list_local(root, &path, out)?;
+        } else if meta.is_file() {
+            let rel = path.strip_prefix(root).expect("below the root");
+            let rel: Vec<String> =
+                rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+            out.push(Entry { path: rel.join("/"), size: meta.len() });
+        }
+    }
+    Ok(())
+}
+
+impl Backend for Local {
+    fn list(&self, rel: &str) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        list_local(&self.root, &self.path(rel), &mut out).map_err(Error::io("listing", self.display(rel)))?;
+        Ok(out)
+    }
+
+    fn children(&self, rel: &str) -> Result<Vec<String>> {
+        match std::fs::read_dir(self.path(rel)) {
+            Ok(entries) => Ok(entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io("listing", self.display(rel))(e)),
+        }
+    }
+
+    fn get(&self, rel: &str) -> Result<Bytes> {
+        std::fs::read(self.path(rel))
+            .map(Bytes::from)
+            .map_err(|e| Error::unreadable_from(self.display(rel), e))
+    }
+
+    fn get_if_exists(&self, rel: &str) -> Result<Option<(Bytes, Version)>> {
+        match std::fs::read(self.path(rel)) {
+            Ok(b) => Ok(Some((Bytes::from(b), Version(None)))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("reading", self.display(rel))(e)),
+        }
+    }
+
+    fn put(&self, rel: &str, bytes: &[u8], mode: PutMode) -> Result<bool> {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(Error::io("cannot create the folder of", self.display(rel)))?;
+        }
+        if let PutMode::Create = mode {
+            return match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    f.write_all(bytes).map(|_| true).map_err(Error::io("writing", self.display(rel)))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(Error::io("creating", self.display(rel))(e)),
+            };
+        }
+        // A local file has no version to compare: an update replaces it.
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        std::fs::write(&tmp, bytes).map_err(Error::io("writing", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(Error::io("cannot move into place", self.display(rel)))?;
+        Ok(true)
+    }
+
+    fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let bytes = std::fs::read(self.path(from)).map_err(Error::io("reading", self.display(from)))?;
+        self.put(to, &bytes, PutMode::Overwrite).map(|_| ())
+    }
+
+    fn delete(&self, rel: &str) -> Result<()> {
+        match std::fs::remove_file(self.path(rel)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io("deleting", self.display(rel))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn delete_all(&self, rel: &str) -> Result<()> {
+        match std::fs::remove_dir_all(self.path(rel)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io("deleting", self.display(rel))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn reader(&self, rel: &str) -> Result<Box<dyn Read + Send>> {
+        let file =
+            std::fs::File::open(self.path(rel)).map_err(|e| Error::unreadable_from(self.display(rel), e))?;
+        Ok(Box::new(file))
+    }
+
+    fn read_whole(&self, rel: &str) -> Result<Bytes> {
+        direct_io::read_whole(&self.path(rel)).map_err(|e| Error::unreadable_from(self.display(rel), e))
+    }
+
+    fn create(&self, rel: &str) -> Result<Box<dyn super::Sink>> {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(Error::io("cannot create folder", parent.display()))?;
+        }
+        let file = OutputFile::create(&path).map_err(Error::io("creating", path.display()))?;
+        Ok(Box::new(LocalSink { file, path }))
+    }
+
+    fn open_at(&self, rel: &str) -> Result<ReadAt> {
+        let path = self.path(rel);
+        std::fs::File::open(&path).map(ReadAt::File).map_err(Error::io("reading back", path.display()))
+    }
+
+    fn small_files(&self, writers: usize) -> Box<dyn SmallFiles> {
+        let lag = DROP_BEHIND_LAG / writers.max(1) as u64;
+        Box::new(LocalSmallFiles { root: self.root.clone(), behind: DropBehind::new(lag) })
+    }
+
+    fn publish(&self, run: &StagedRun, checkpoint: &(dyn Fn() + Sync)) -> Result<Option<String>> {
+        let (root, date) = (&self.root, run.date);
+        let io = |path: &Path, action| Error::io(action, path.display().to_string());
+        for entry in run.entries {
+            let link = root.join(entry);
+            let target = format!("{}_current/{date}/{entry}", "../".repeat(entry.matches('/').count()));
+            ensure_link(root, &link, &target)?;
+            checkpoint();
+        }
+        let current_dir = root.join("_current");
+        std::fs::create_dir_all(&current_dir).map_err(io(&current_dir, "cannot create folder"))?;
+        let run_id = run.staging.rsplit('/').next().expect("non-empty").to_string();
+        let tmp = current_dir.join(format!(".{date}.{run_id}"));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(format!("../_runs/{date}/{run_id}"), &tmp)
+            .map_err(io(&tmp, "cannot create the publishing link"))?;
+        checkpoint();
+        let current = current_dir.join(date);
+        let previous = std::fs::read_link(&current)
+            .ok()
+            .and_then(|target| target.file_name().map(|n| format!("_runs/{date}/{}", n.to_string_lossy())));
+        std::fs::rename(&tmp, &current).map_err(io(&current, "cannot publish"))?;
+        checkpoint();
+        Ok(previous)
+    }
+}
+
+/// A local file being written (see [`OutputFile`]).
+struct LocalSink {
+    file: OutputFile,
+    path: PathBuf,
+}
+
+impl Write for LocalSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl super::Sink for LocalSink {
+    fn finish(self: Box<Self>) -> Result<()> {
+        let LocalSink { file, path } = *self;
+        file.finish().map_err(Error::io("writing", path.display()))
+    }
+}
+
+/// Small files written under a local folder, their page-cache pages dropped behind.
+struct LocalSmallFiles {
+    root: PathBuf,
+    behind: DropBehind,
+}
+
+impl SmallFiles for LocalSmallFiles {
+    fn make_dir(&mut self, rel: &str) -> Result<()> {
+        let path = self.root.join(rel);
+        let made = match std::fs::create_dir(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+            other => other,
+        };
+        made.map_err(Error::io("cannot create folder", path.display()))
+    }
+
+    fn write(&mut self, rel: &str, parts: &[Bytes]) -> Result<()> {
+        let path = self.root.join(rel);
+        let cached = direct_io::write_parts(&path, parts).map_err(Error::io("writing", path.display()))?;
+        self.behind.wrote(path, cached);
+        Ok(())
+    }
+}
+
+/// Makes `link` a symbolic link to `target`, unless it already is one. A real folder found
+/// there (outputs of a version before atomic publishing) is moved under `_runs/legacy/`.
+fn ensure_link(root: &Path, link: &Path, target: &str) -> Result<()> {
+    let io = |action| Error::io(action, link.display());
+    match std::fs::symlink_metadata(link) {
+        Ok(m) if m.file_type().is_symlink() => {
+            if std::fs::read_link(link).map(|t| t == Path::new(target)).unwrap_or(false) {
+                return Ok(());
+            }
+            std::fs::remove_file(link).map_err(io("cannot replace link"))?;
+        }
+        Ok(_) => {
+            let legacy =
+                root.join("_runs/legacy").join(chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f").to_string());
+            std::fs::create_dir_all(&legacy).map_err(io("cannot create folder"))?;
+            let name = link.file_name().expect("a link has a name");
+            std::fs::rename(link, legacy.join(name)).map_err(io("cannot move an old output folder aside"))?;
+        }
+        Err(_) => {}
+    }
+    if let Some(parent) = link.parent() {
+        std::fs::create_dir_all(parent).map_err(io("cannot create folder"))?;
+    }
+    std::os::unix::fs::symlink(target, link).map_err(io("cannot create link"))
+}
