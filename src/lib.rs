@@ -21,6 +21,8 @@ mod reports;
 pub mod rules;
 mod run;
 pub mod store;
+#[cfg(test)]
+mod testing;
 mod text;
 
 pub use error::{Error, Result};

@@ -71,10 +71,7 @@ impl DaySet {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
+    use crate::testing::d;
 
     #[test]
     fn union_merges_overlapping_and_adjacent_intervals() {

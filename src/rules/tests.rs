@@ -8,8 +8,6 @@
 //! needs its first sale to be invited); transactions are in USD and delivered on their own date
 //! unless a test says otherwise; `World::as_of` gives the accepted feeds a run on that date reads.
 
-use chrono::NaiveDate;
-
 use super::earnings::{Line, Unearned};
 use super::eligibility::{EligibilityRow, Reason};
 use super::payouts::{Group, Hold, Status, Totals, stable_id};
@@ -20,6 +18,7 @@ use crate::feeds::tables::{
     Agreement, AgreementType, Competency, Feeds, FxRate, Level, Partner, PartnerType, PaymentProfile,
     Transaction, TransactionType,
 };
+use crate::testing::d;
 
 use AgreementType::{CloudDistributor, CloudReseller, PartnerNetwork};
 use EarningType::{Coop, Rebate};
@@ -31,10 +30,6 @@ use PartnerType::{DirectReseller, IndirectProvider, IndirectReseller};
 /// The period of a line's own transaction date (a late line is booked to a later one).
 fn tx_period(l: &crate::rules::earnings::Line) -> String {
     crate::rules::periods::Period::containing(l.tx.transaction_date, l.booked.kind).label()
-}
-
-fn d(s: &str) -> NaiveDate {
-    s.parse().unwrap_or_else(|e| panic!("bad test date {s}: {e}"))
 }
 
 /// Amount text -> units of 10^-4.

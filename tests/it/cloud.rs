@@ -140,36 +140,6 @@ fn run(args: &[&str], env: &[(String, String)]) -> Output {
         .unwrap()
 }
 
-/// Every file at the final paths under `dir` (a local output, or a downloaded prefix), with the
-/// manifest's volatile fields removed.
-fn final_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, rel: &str, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(base.join(rel)).unwrap().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            if rel.is_empty() && name.starts_with('_') {
-                continue; // staging, lock and publishing internals
-            }
-            if std::fs::metadata(e.path()).unwrap().is_dir() {
-                walk(base, &path, out);
-            } else {
-                let mut bytes = std::fs::read(e.path()).unwrap();
-                if name == "manifest.json" {
-                    let mut m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                    for k in ["started_at", "finished_at", "published_from"] {
-                        m[k] = serde_json::Value::Null;
-                    }
-                    bytes = serde_json::to_vec_pretty(&m).unwrap();
-                }
-                out.insert(path, bytes);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, "", &mut out);
-    out
-}
-
 fn download(kind: &str, server: &Server, prefix: &str) -> BTreeMap<String, Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     objects(kind, server, &["download", prefix, dir.path().to_str().unwrap()]);

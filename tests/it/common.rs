@@ -1,6 +1,9 @@
-//! Test helpers: hand-written landing zones in temporary folders, and short ways to look at
-//! what ingestion made of them.
+//! Test helpers: hand-written landing zones in temporary folders, short ways to look at what
+//! ingestion made of them, the names of what a run publishes, and a reader of a published
+//! output that two runs of the same inputs must give byte for byte.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use incentives::feeds::{Ingest, Landing, ingest};
@@ -104,4 +107,79 @@ pub(crate) fn stdout(o: &Output) -> String {
 
 pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The reports a run publishes, each in `<report>/run_date=D/`.
+pub(crate) const REPORTS: [&str; 6] =
+    ["eligibility", "earnings", "unearned", "payouts", "dashboard", "rejects"];
+
+/// The reports cut into per-partner exports (`exports/run_date=D/partner_id=P/<report>.csv`,
+/// next to the partner's `access.csv`).
+pub(crate) const EXPORTED: [&str; 4] = ["earnings", "unearned", "payouts", "dashboard"];
+
+/// The top folders of a published output besides the `_`-prefixed internals (staging, locks,
+/// publishing): the [`REPORTS`], `exports` and `runs` (the manifests).
+pub(crate) fn top_folders() -> Vec<&'static str> {
+    REPORTS.into_iter().chain(["exports", "runs"]).collect()
+}
+
+/// The folders a run of `date` publishes, relative to the output: `<report>/run_date=D` for
+/// the [`REPORTS`] and `exports`, and `runs/D`.
+pub(crate) fn run_folders(date: &str) -> Vec<String> {
+    REPORTS
+        .into_iter()
+        .chain(["exports"])
+        .map(|top| format!("{top}/run_date={date}"))
+        .chain([format!("runs/{date}")])
+        .collect()
+}
+
+/// The manifest's fields that differ between two runs of the same inputs: when the run started
+/// and finished, and the staging folder its files were published from.
+pub(crate) const RUN_SPECIFIC: [&str; 3] = ["started_at", "finished_at", "published_from"];
+
+/// Every file of the published output `out` (a local output, or a prefix downloaded from a
+/// bucket) by its path relative to `out`, with its bytes, following the published links;
+/// the `_`-prefixed top folders (staging, locks, publishing internals) are left out, and in
+/// `manifest.json` the [`RUN_SPECIFIC`] fields are null. `out` must exist.
+pub(crate) fn final_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    walk(out, "", &mut files);
+    files
+}
+
+/// [`final_files`] of the run of `date` only: what its [`run_folders`] show. A folder that is
+/// not there reads as empty (nothing of that date is published yet).
+pub(crate) fn final_files_of(out: &Path, date: &str) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for folder in run_folders(date) {
+        if out.join(&folder).is_dir() {
+            walk(out, &folder, &mut files);
+        }
+    }
+    files
+}
+
+/// Adds the files under `base/rel` to `files` (see [`final_files`]).
+fn walk(base: &Path, rel: &str, files: &mut BTreeMap<String, Vec<u8>>) {
+    for e in std::fs::read_dir(base.join(rel)).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if rel.is_empty() && name.starts_with('_') {
+            continue;
+        }
+        let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        if e.path().is_dir() {
+            walk(base, &path, files);
+        } else {
+            let mut bytes = std::fs::read(e.path()).unwrap();
+            if name == "manifest.json" {
+                let mut m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                for field in RUN_SPECIFIC {
+                    m[field] = serde_json::Value::Null;
+                }
+                bytes = serde_json::to_vec(&m).unwrap();
+            }
+            files.insert(path, bytes);
+        }
+    }
 }

@@ -9,8 +9,6 @@ use std::path::Path;
 
 use crate::common::*;
 
-const EXPORTED: [&str; 4] = ["earnings", "unearned", "payouts", "dashboard"];
-
 /// The report's header line and, per partner id, its lines in order.
 fn rows_by_partner(csv: &[u8]) -> (Vec<u8>, BTreeMap<String, Vec<u8>>) {
     let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(csv);

@@ -15,8 +15,6 @@ use std::path::Path;
 
 use crate::common::*;
 
-const REPORTS: [&str; 6] = ["eligibility", "earnings", "unearned", "payouts", "dashboard", "rejects"];
-
 fn check_date(run_date: &str) {
     check_date_with(run_date, &[]);
 }

@@ -2,42 +2,9 @@
 //! intact and nothing partial), exactly repeatable, guarded against a second run of the same
 //! date, and its exports never show a partner another partner's rows.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::common::*;
-
-/// Every file reachable under the final paths of `date` (through the published links), with
-/// its bytes; the manifest's volatile times are removed.
-fn visible(out: &Path, date: &str) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let tops = ["eligibility", "earnings", "unearned", "payouts", "dashboard", "rejects", "exports"];
-    let mut roots: Vec<String> = tops.iter().map(|t| format!("{t}/run_date={date}")).collect();
-    roots.push(format!("runs/{date}"));
-    fn walk(base: &Path, rel: &str, files: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(base.join(rel)) else { return };
-        for e in entries.flatten() {
-            let name = format!("{rel}/{}", e.file_name().to_string_lossy());
-            if e.path().is_dir() {
-                walk(base, &name, files);
-            } else {
-                let mut bytes = std::fs::read(e.path()).unwrap();
-                if name.ends_with("manifest.json") {
-                    let mut m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                    m["started_at"] = serde_json::Value::Null;
-                    m["finished_at"] = serde_json::Value::Null;
-                    m["published_from"] = serde_json::Value::Null;
-                    bytes = serde_json::to_vec(&m).unwrap();
-                }
-                files.insert(name, bytes);
-            }
-        }
-    }
-    for r in roots {
-        walk(out, &r, &mut files);
-    }
-    files
-}
 
 fn small_zone() -> Zone {
     let z = Zone::new();
@@ -98,11 +65,11 @@ fn sigkill_at_every_checkpoint_leaves_the_last_good_run_and_nothing_partial() {
     // First run killed at its first checkpoint: nothing at all is visible.
     let o = run_into(&z, out.path(), date, &[("INCENTIVES_TEST_KILL_AT", "1".into())]);
     assert!(!o.status.success());
-    assert!(visible(out.path(), date).is_empty(), "a killed first run shows nothing");
+    assert!(final_files_of(out.path(), date).is_empty(), "a killed first run shows nothing");
     // A good run.
     let o = run_into(&z, out.path(), date, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let good = visible(out.path(), date);
+    let good = final_files_of(out.path(), date);
     assert!(good.len() > 20, "{}", good.len());
     // Change the inputs so that a finished new run would be visibly different.
     z.put(
@@ -116,7 +83,7 @@ fn sigkill_at_every_checkpoint_leaves_the_last_good_run_and_nothing_partial() {
             break; // k is past the last checkpoint: the run finished
         }
         assert_eq!(o.status.code(), None, "killed by a signal at checkpoint {k}: {}", stderr(&o));
-        let now = visible(out.path(), date);
+        let now = final_files_of(out.path(), date);
         // Before the publishing rename the old run is visible; after it, the new one. Never a mix.
         if now != good {
             let manifest: serde_json::Value = serde_json::from_slice(
@@ -138,7 +105,7 @@ fn sigkill_at_every_checkpoint_leaves_the_last_good_run_and_nothing_partial() {
         assert!(k < 200, "the run never finished");
     }
     assert!(k > 20, "only {k} checkpoints");
-    let last = visible(out.path(), date);
+    let last = final_files_of(out.path(), date);
     assert_ne!(last, good, "the finished run is published");
     assert!(
         String::from_utf8_lossy(&last[&format!("earnings/run_date={date}/earnings.csv")])
@@ -180,9 +147,9 @@ fn two_runs_of_a_date_are_byte_identical() {
     let out = tempfile::tempdir().unwrap();
     let args = ["run", "-q", "--date", "2026-10-03", "--output", out.path().to_str().unwrap()];
     assert!(incentives(&args).status.success());
-    let first = visible(out.path(), "2026-10-03");
+    let first = final_files_of(out.path(), "2026-10-03");
     assert!(incentives(&args).status.success());
-    let second = visible(out.path(), "2026-10-03");
+    let second = final_files_of(out.path(), "2026-10-03");
     assert!(first.keys().any(|k| k.ends_with(".parquet")) && first.len() > 100);
     assert_eq!(first.keys().collect::<Vec<_>>(), second.keys().collect::<Vec<_>>());
     for (k, v) in &first {
@@ -249,8 +216,9 @@ fn exports_never_show_another_partners_rows_even_with_hostile_ids() {
         let name = e.file_name().to_string_lossy().into_owned();
         let id = incentives::store::percent_decode(name.strip_prefix("partner_id=").unwrap());
         seen.push(id.clone());
-        for file in ["earnings.csv", "unearned.csv", "payouts.csv", "dashboard.csv", "access.csv"] {
-            let mut r = csv::Reader::from_path(e.path().join(file)).unwrap();
+        let files = EXPORTED.iter().map(|report| format!("{report}.csv")).chain(["access.csv".to_string()]);
+        for file in files {
+            let mut r = csv::Reader::from_path(e.path().join(&file)).unwrap();
             let col = r.headers().unwrap().iter().position(|h| h == "partner_id").unwrap();
             for rec in r.records() {
                 let cell = rec.unwrap()[col].to_string();
@@ -271,10 +239,5 @@ fn exports_never_show_another_partners_rows_even_with_hostile_ids() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(
-        top.iter().all(|t| t.starts_with('_')
-            || ["eligibility", "earnings", "unearned", "payouts", "dashboard", "rejects", "exports", "runs"]
-                .contains(&t.as_str())),
-        "{top:?}"
-    );
+    assert!(top.iter().all(|t| t.starts_with('_') || top_folders().contains(&t.as_str())), "{top:?}");
 }
