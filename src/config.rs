@@ -312,7 +312,7 @@ pub fn parse_program(file: &str, bytes: &[u8]) -> Result<Program, Vec<String>> {
         levers,
         x,
         file: file.to_string(),
-        sha256: crate::feeds::validate::sha256_hex(bytes),
+        sha256: crate::digest::sha256_hex(bytes),
     })
 }
 

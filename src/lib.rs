@@ -12,6 +12,7 @@ mod allocator;
 pub mod cli;
 pub mod config;
 pub mod decimal;
+pub mod digest;
 pub mod error;
 pub mod feeds;
 pub mod generate;

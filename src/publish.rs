@@ -263,7 +263,7 @@ fn write_folder(
         written.push(Written {
             path: rel.clone(),
             rows: *rows,
-            sha256: crate::feeds::validate::sha256_hex_of_parts(parts.iter().map(|p| &p[..])),
+            sha256: crate::digest::sha256_hex_of_parts(parts.iter().map(|p| &p[..])),
         });
     }
     Ok(())
@@ -369,7 +369,7 @@ impl Publication {
         sink.finish()?;
         self.files.push(rel);
         checkpoint(&self.checkpoints);
-        Ok(crate::feeds::validate::hex(&sha2::Digest::finalize(hasher)))
+        Ok(crate::digest::hex(&sha2::Digest::finalize(hasher)))
     }
 
     /// Makes the staged run the published one.
@@ -455,7 +455,7 @@ mod tests {
         for (rel, bytes) in &expected {
             assert_eq!(&std::fs::read(root.join(rel)).unwrap(), bytes, "{rel}");
             let w = written.iter().find(|w| &w.path == rel).expect("reported");
-            assert_eq!(w.sha256, crate::feeds::validate::sha256_hex(bytes));
+            assert_eq!(w.sha256, crate::digest::sha256_hex(bytes));
         }
         p.adopt(&written);
         assert_eq!(p.files.len(), 600);

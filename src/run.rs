@@ -156,7 +156,7 @@ fn run_id(run_date: NaiveDate, ingest: &Ingest, programs: &[Program]) -> String 
     for p in programs {
         h.update(format!("program {} {}\n", p.file, p.sha256));
     }
-    feeds::validate::hex(&h.finalize()[..8])
+    crate::digest::hex(&h.finalize()[..8])
 }
 
 /// The daily job: validate, apply the rules, write every report, then publish atomically.

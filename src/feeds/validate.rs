@@ -19,6 +19,7 @@ use super::landing::Format;
 use super::landing::{DeliveryFile, Ignored, Landing};
 use super::read::{RawFile, read_parquet, read_stream};
 use super::tables::*;
+use crate::digest::{hex, sha256_hex};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -258,33 +259,6 @@ fn load<'a>(store: &Store, file: &'a DeliveryFile) -> Result<Loaded<'a>> {
         }
     };
     Ok(Loaded { file, raw, sha256 })
-}
-
-/// SHA-256 of `bytes`, in lower-case hex (the manifest's form).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    sha256_hex_of_parts([bytes])
-}
-
-/// [`sha256_hex`] of the concatenation of `parts`, without concatenating them.
-pub(crate) fn sha256_hex_of_parts<'p>(parts: impl IntoIterator<Item = &'p [u8]>) -> String {
-    let mut h = Sha256::new();
-    parts.into_iter().for_each(|p| h.update(p));
-    hex(&h.finalize())
-}
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut digits = vec![0; 2 * bytes.len()];
-    hex_into(bytes, &mut digits);
-    String::from_utf8(digits).expect("hex digits are ASCII")
-}
-
-/// Lower-case hex of `bytes` into `out` (twice as long).
-pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
-    }
 }
 
 /// What the reference checks look things up in: the accepted rows of earlier feeds.

@@ -149,7 +149,7 @@ mod tests {
     }
 
     fn hex_of(b: &[u8]) -> String {
-        crate::feeds::validate::hex(b)
+        crate::digest::hex(b)
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub(crate) fn stable_id_digits(parts: &[&str]) -> [u8; 20] {
         h.update([0x1f]);
     }
     let mut out = [0; 20];
-    crate::feeds::validate::hex_into(&h.finalize()[..10], &mut out);
+    crate::digest::hex_into(&h.finalize()[..10], &mut out);
     out
 }
 

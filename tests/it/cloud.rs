@@ -285,7 +285,7 @@ fn a_server_dying_mid_run_never_publishes_a_partial_run_and_a_transient_fault_is
         let from = manifest["published_from"].as_str().unwrap();
         for (path, meta) in manifest["outputs"].as_object().unwrap() {
             let bytes = std::fs::read(dir.path().join(from).join(path)).unwrap();
-            let sha = incentives::feeds::validate::sha256_hex(&bytes);
+            let sha = incentives::digest::sha256_hex(&bytes);
             assert_eq!(meta["sha256"].as_str().unwrap(), sha, "kill at {kill_at}: {from}/{path}");
         }
         if kill_at == 5 {

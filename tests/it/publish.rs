@@ -95,7 +95,7 @@ fn sigkill_at_every_checkpoint_leaves_the_last_good_run_and_nothing_partial() {
                 assert!(meta["rows"].is_u64());
                 assert_eq!(
                     meta["sha256"].as_str().unwrap(),
-                    incentives::feeds::validate::sha256_hex(&bytes),
+                    incentives::digest::sha256_hex(&bytes),
                     "checkpoint {k}: {path} does not belong to the visible manifest"
                 );
             }
