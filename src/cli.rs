@@ -126,7 +126,7 @@ pub(crate) struct CommonArgs {
 }
 
 fn parse_run_date(s: &str) -> Result<NaiveDate, String> {
-    crate::feeds::cells::parse_date(s).ok_or_else(|| format!("invalid run date '{s}': expected YYYY-MM-DD"))
+    crate::model::dates::parse_date(s).ok_or_else(|| format!("invalid run date '{s}': expected YYYY-MM-DD"))
 }
 
 impl CommonArgs {

@@ -11,8 +11,9 @@ use toml::{Table, Value};
 
 use crate::decimal;
 use crate::error::{Error, Result};
-use crate::feeds::cells::{RATE_SCALE, parse_date};
-use crate::feeds::tables::PartnerType;
+use crate::model::PartnerType;
+use crate::model::dates::parse_date;
+use crate::model::money::{Rate, Threshold};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,22 +38,11 @@ impl EarningType {
     }
 }
 
-/// USD thresholds of a program (the payout minimum, tier minimums) are held in units of 10^-18,
-/// exactly as written (the spec limits the digits of rates only), and compared with cent totals
-/// by [`reaches`].
-pub(crate) const THRESHOLD_SCALE: u32 = 18;
-
-/// Whether a total in cents reaches a threshold (>=), exactly.
-pub fn reaches(total_cents: i128, threshold: i128) -> bool {
-    total_cents * decimal::pow10(THRESHOLD_SCALE - 2) >= threshold
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tier {
-    /// In units of 10^-8 USD ([`THRESHOLD_SCALE`]).
-    pub(crate) min_period_revenue_usd: i128,
-    /// In units of 10^-8.
-    pub(crate) rate: i128,
+    /// Kept exactly as written (the spec limits the digits of rates only).
+    pub(crate) min_period_revenue_usd: Threshold,
+    pub(crate) rate: Rate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +50,7 @@ pub struct Lever {
     pub(crate) name: String,
     pub earning_type: EarningType,
     pub(crate) product_families: Vec<String>,
-    /// In units of 10^-8.
-    pub(crate) rate: i128,
+    pub(crate) rate: Rate,
     /// Strictly ascending by minimum.
     pub(crate) tiers: Vec<Tier>,
 }
@@ -75,8 +64,8 @@ pub struct Program {
     pub(crate) end: NaiveDate,
     pub(crate) earning_period: EarningPeriod,
     pub(crate) payout_lag_months: u32,
-    /// In units of 10^-8 USD ([`THRESHOLD_SCALE`]).
-    pub minimum_payout_usd: i128,
+    /// Kept exactly as written.
+    pub minimum_payout_usd: Threshold,
     pub(crate) levers: Vec<Lever>,
     /// The project's own optional fields (`[x]`), kept as written.
     pub(crate) x: Table,
@@ -223,9 +212,9 @@ impl Checker<'_> {
         parsed
     }
 
-    fn rate(&mut self, table: &Table, key: &str, at: &str) -> Option<i128> {
-        let r = self.decimal(table, key, at, RATE_SCALE)?;
-        if !(0..=decimal::pow10(RATE_SCALE)).contains(&r) {
+    fn rate(&mut self, table: &Table, key: &str, at: &str) -> Option<Rate> {
+        let r = Rate::new(self.decimal(table, key, at, Rate::SCALE)?);
+        if !(Rate::ZERO..=Rate::ONE).contains(&r) {
             self.problem(&format!("{at}{key}"), "a rate must be between 0 and 1");
             return None;
         }
@@ -283,8 +272,9 @@ pub fn parse_program(file: &str, bytes: &[u8]) -> Result<Program, Vec<String>> {
         }
         None => None,
     };
-    let minimum_payout_usd = c.decimal(&table, "minimum_payout_usd", "", THRESHOLD_SCALE);
-    if minimum_payout_usd.is_some_and(|m| m < 0) {
+    let minimum_payout_usd =
+        c.decimal(&table, "minimum_payout_usd", "", Threshold::SCALE).map(Threshold::new);
+    if minimum_payout_usd.is_some_and(|m| m < Threshold::ZERO) {
         c.problem("minimum_payout_usd", "must not be negative");
     }
     let x = match table.get("x") {
@@ -386,8 +376,8 @@ fn parse_levers(c: &mut Checker, table: &Table) -> Vec<Lever> {
 /// A number written as a TOML integer or float, read as a threshold (for order checks only).
 fn loose_decimal(v: Option<&Value>) -> Option<i128> {
     match v? {
-        Value::Integer(i) => Some(i128::from(*i) * decimal::pow10(THRESHOLD_SCALE)),
-        Value::Float(f) => decimal::parse(&format!("{f}"), THRESHOLD_SCALE).ok(),
+        Value::Integer(i) => Some(i128::from(*i) * decimal::pow10(Threshold::SCALE)),
+        Value::Float(f) => decimal::parse(&format!("{f}"), Threshold::SCALE).ok(),
         _ => None,
     }
 }
@@ -407,7 +397,7 @@ fn parse_tiers(c: &mut Checker, lever: &Table, at: &str) -> Vec<Tier> {
             continue;
         };
         c.unknown_fields(t, &TIER_FIELDS, &tat);
-        let min = c.decimal(t, "min_period_revenue_usd", &tat, THRESHOLD_SCALE);
+        let min = c.decimal(t, "min_period_revenue_usd", &tat, Threshold::SCALE);
         if min.is_some_and(|m| m < 0) {
             c.problem(&format!("{tat}min_period_revenue_usd"), "must not be negative");
         }
@@ -421,7 +411,7 @@ fn parse_tiers(c: &mut Checker, lever: &Table, at: &str) -> Vec<Tier> {
         last_min = min.or_else(|| loose_decimal(t.get("min_period_revenue_usd"))).or(last_min);
         let rate = c.rate(t, "rate", &tat);
         if let (Some(min), Some(rate)) = (min, rate) {
-            tiers.push(Tier { min_period_revenue_usd: min, rate });
+            tiers.push(Tier { min_period_revenue_usd: Threshold::new(min), rate });
         }
     }
     tiers
@@ -430,6 +420,7 @@ fn parse_tiers(c: &mut Checker, lever: &Table, at: &str) -> Vec<Tier> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::money::{Fixed, Usd};
 
     const GOOD: &str = r#"
 id = "ir-fy27"
@@ -466,14 +457,17 @@ owner = "channel-finance"
         assert_eq!(p.id, "ir-fy27");
         assert_eq!(p.start, NaiveDate::from_ymd_opt(2026, 7, 1).unwrap());
         assert_eq!(p.earning_period, EarningPeriod::Quarter);
-        assert_eq!(p.minimum_payout_usd, 100 * decimal::pow10(THRESHOLD_SCALE));
-        assert_eq!(p.levers[0].rate, 4_000_000);
+        assert_eq!(p.minimum_payout_usd, Fixed(100 * decimal::pow10(Threshold::SCALE)));
+        assert_eq!(p.levers[0].rate, Fixed(4_000_000));
         assert_eq!(
             p.levers[1].tiers,
-            vec![Tier { min_period_revenue_usd: 50_000 * decimal::pow10(THRESHOLD_SCALE), rate: 3_000_000 }]
+            vec![Tier {
+                min_period_revenue_usd: Fixed(50_000 * decimal::pow10(Threshold::SCALE)),
+                rate: Fixed(3_000_000)
+            }]
         );
-        assert!(reaches(5_000_000, p.levers[1].tiers[0].min_period_revenue_usd));
-        assert!(!reaches(4_999_999, p.levers[1].tiers[0].min_period_revenue_usd));
+        assert!(Usd::new(5_000_000).reaches(p.levers[1].tiers[0].min_period_revenue_usd));
+        assert!(!Usd::new(4_999_999).reaches(p.levers[1].tiers[0].min_period_revenue_usd));
         assert_eq!(p.x.get("owner").and_then(Value::as_str), Some("channel-finance"));
     }
 
@@ -578,7 +572,10 @@ rate = 0.02
             .replace("\"100.00\"", "\"100.123456789\"")
             .replace("payout_lag_months = 2", "payout_lag_months = 240");
         let p = parse_program("f.toml", fine.as_bytes()).unwrap();
-        assert_eq!((p.minimum_payout_usd, p.payout_lag_months), (100_123_456_789 * decimal::pow10(9), 240));
+        assert_eq!(
+            (p.minimum_payout_usd, p.payout_lag_months),
+            (Fixed(100_123_456_789 * decimal::pow10(9)), 240)
+        );
     }
 
     #[test]

@@ -204,7 +204,7 @@ fn transactions_file(format: FileFormat, rows: &[Row]) -> Result<Vec<u8>> {
         FileFormat::Parquet => {
             // Typed where every cell of the day is valid, strings otherwise (bad rows).
             let typed_date =
-                all_valid(1) && rows.iter().all(|r| crate::feeds::cells::parse_date(&r.cells[1]).is_some());
+                all_valid(1) && rows.iter().all(|r| crate::model::dates::parse_date(&r.cells[1]).is_some());
             let typed_qty = rows.iter().all(|r| r.cells[9].parse::<i64>().is_ok());
             let typed_amount = rows.iter().all(|r| decimal::parse(&r.cells[10], 4).is_ok());
             let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
@@ -214,7 +214,7 @@ fn transactions_file(format: FileFormat, rows: &[Row]) -> Result<Vec<u8>> {
                 .map(|(i, h)| {
                     let a: ArrayRef = match i {
                         1 if typed_date => Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| {
-                            (crate::feeds::cells::parse_date(&r.cells[1]).expect("checked") - epoch)
+                            (crate::model::dates::parse_date(&r.cells[1]).expect("checked") - epoch)
                                 .num_days() as i32
                         }))),
                         9 if typed_qty => Arc::new(Int64Array::from_iter_values(

@@ -17,6 +17,7 @@ pub mod error;
 pub mod feeds;
 pub mod generate;
 mod hash;
+pub mod model;
 mod publish;
 mod reports;
 pub mod rules;

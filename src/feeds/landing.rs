@@ -78,7 +78,7 @@ pub(crate) fn parse_file_name(name: &str) -> Result<(NaiveDate, String, Format),
     if !suffix.is_empty() && !suffix.starts_with('-') {
         return Err("the delivery date must be followed by '-' or the extension".into());
     }
-    let date = super::cells::parse_date(date_text)
+    let date = crate::model::dates::parse_date(date_text)
         .ok_or_else(|| format!("'{date_text}' is not a calendar date YYYY-MM-DD"))?;
     Ok((date, suffix.to_string(), format))
 }

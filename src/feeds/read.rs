@@ -371,7 +371,7 @@ impl TextColumn {
                 }
                 // A date chrono cannot hold, or past year 9999, is written as arrow writes it.
                 match d.value_as_date(r).filter(|d| (0..=9999).contains(&chrono::Datelike::year(d))) {
-                    Some(date) => super::cells::write_date(scratch, date),
+                    Some(date) => crate::model::dates::write_date(scratch, date),
                     None => return Self::cast_one(d, r, text),
                 }
             }

@@ -1,29 +1,13 @@
 //! The accepted rows of a run, typed: what the rules work on. Every value here passed the
-//! checks of feeds.md; money is exact (`i128` units at the scale named on the field).
+//! checks of feeds.md; money is exact ([`crate::model::money`]).
 
 use chrono::NaiveDate;
 
+use crate::model::PartnerType;
+use crate::model::money::{Amount, Rate};
+
 /// Text of a transaction: a 4-byte handle (ids repeat on millions of lines; see [`crate::text`]).
 pub use crate::text::Text;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PartnerType {
-    DirectReseller,
-    IndirectProvider,
-    IndirectReseller,
-}
-
-impl PartnerType {
-    pub const VALUES: [(&'static str, PartnerType); 3] = [
-        ("direct_reseller", PartnerType::DirectReseller),
-        ("indirect_provider", PartnerType::IndirectProvider),
-        ("indirect_reseller", PartnerType::IndirectReseller),
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        Self::VALUES.iter().find(|(_, v)| *v == self).map(|(n, _)| *n).expect("listed")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AgreementType {
@@ -133,8 +117,8 @@ pub struct FxRate {
     pub currency: String,
     /// First day of the rate's month.
     pub month: NaiveDate,
-    /// US dollars per unit, in units of 10^-8.
-    pub usd_rate: i128,
+    /// US dollars per unit.
+    pub usd_rate: Rate,
 }
 
 /// An accepted transaction. Ids are [`Text`] handles; a refund's `original_transaction_id` is
@@ -158,6 +142,13 @@ pub struct Transaction {
     pub currency: Text,
     /// The delivery date of the file the row came from.
     pub delivery_date: NaiveDate,
+}
+
+impl Transaction {
+    /// The amount, typed (the row holds its units in 8 bytes).
+    pub(crate) fn amount(&self) -> Amount {
+        Amount::new(self.amount.into())
+    }
 }
 
 /// Accepted rows of every feed for one run date.

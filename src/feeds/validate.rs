@@ -14,13 +14,15 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::Feed;
-use super::cells::{self, AMOUNT_LIMIT, AMOUNT_SCALE, Code, MAX_QUANTITY, Problem, RATE_SCALE, RowCheck};
+use super::cells::{self, AMOUNT_LIMIT, Code, MAX_QUANTITY, Problem, RowCheck};
 use super::landing::Format;
 use super::landing::{DeliveryFile, Ignored, Landing};
 use super::read::{RawFile, read_parquet, read_stream};
 use super::tables::*;
 use crate::digest::{hex, sha256_hex};
 use crate::error::{Error, Result};
+use crate::model::PartnerType;
+use crate::model::money::{Amount, Rate};
 use crate::store::Store;
 
 /// One problem of one rejected row, as the rejects report lists it.
@@ -909,18 +911,18 @@ fn check_payment_profile(r: &mut RowCheck, ctx: &Context) -> Option<PaymentProfi
 
 /// Rates have at most this many integer digits (a sanity bound of ours: parquet reports hold
 /// rates as Decimal(18, 8)).
-const RATE_LIMIT: i128 = crate::decimal::pow10(10 + RATE_SCALE);
+const RATE_LIMIT: i128 = crate::decimal::pow10(10 + Rate::SCALE);
 
 fn check_fx_rate(r: &mut RowCheck) -> Option<FxRate> {
     let currency = r.currency(0);
     let month = r.month(1);
-    let usd_rate = r.decimal(2, RATE_SCALE);
+    let usd_rate = r.decimal(2, Rate::SCALE);
     if let Some(rate) = usd_rate
         && (rate <= 0 || rate >= RATE_LIMIT)
     {
         r.fail(2, Code::OutOfRange);
     }
-    Some(FxRate { currency: currency?, month: month?, usd_rate: usd_rate? })
+    Some(FxRate { currency: currency?, month: month?, usd_rate: Rate::new(usd_rate?) })
 }
 
 fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> Option<Transaction> {
@@ -955,7 +957,7 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
     {
         r.fail(9, Code::OutOfRange);
     }
-    let amount = r.decimal(10, AMOUNT_SCALE);
+    let amount = r.decimal(10, Amount::SCALE);
     if let Some(a) = amount {
         let wrong_sign = match transaction_type {
             Some(TransactionType::Sale) => a <= 0,
@@ -969,7 +971,7 @@ fn check_transaction(r: &mut RowCheck, ctx: &Context, delivered: NaiveDate) -> O
     let currency = r.currency_str(11);
     if let (Some(c), Some(d)) = (currency, transaction_date)
         && c != "USD"
-        && !ctx.rates.get(c).is_some_and(|months| months.contains(&cells::month_of(d)))
+        && !ctx.rates.get(c).is_some_and(|months| months.contains(&crate::model::dates::month_of(d)))
     {
         r.fail(11, Code::NoFxRate);
     }

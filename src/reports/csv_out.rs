@@ -4,7 +4,7 @@
 
 use super::{Table, Values};
 use crate::decimal;
-use crate::feeds::cells::write_date;
+use crate::model::dates::write_date;
 
 /// Characters that make a spreadsheet read a cell as a formula.
 const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];

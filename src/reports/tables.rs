@@ -19,9 +19,8 @@ use chrono::{Datelike, NaiveDate};
 use super::writer::{self, Chunk, Encoded, Key};
 use super::{Table, Values};
 use crate::error::Result;
-use crate::feeds::cells::{AMOUNT_SCALE, RATE_SCALE};
+use crate::model::money::{Amount, Fixed};
 use crate::rules::ProgramResult;
-use crate::rules::earnings::USD_SCALE;
 use crate::rules::payouts::estimated_payment_month;
 use crate::text::Text;
 
@@ -39,8 +38,9 @@ fn b(s: &str) -> Cow<'_, str> {
     Cow::Borrowed(s)
 }
 
-fn money<'t, T>(rows: &[T], scale: u32, f: impl Fn(&T) -> i128) -> Values<'t> {
-    Values::Decimal { values: rows.iter().map(|r| Some(f(r))).collect(), scale, csv_scales: None }
+/// A money column: its scale is its type's.
+fn money<'t, T, const S: u32>(rows: &[T], f: impl Fn(&T) -> Fixed<S>) -> Values<'t> {
+    Values::Decimal { values: rows.iter().map(|r| Some(f(r).units())).collect(), scale: S, csv_scales: None }
 }
 
 fn dates<'t, T>(rows: &[T], f: impl Fn(&T) -> Option<NaiveDate>) -> Values<'t> {
@@ -258,9 +258,10 @@ impl<'r> EarningsRow<'r, '_> {
         if self.l.booked.is_closed(run_date) { "final" } else { "estimated" }
     }
 
-    /// The earning in units of 10^-4 (parquet); the CSV writes it to the currency's minor digits.
-    fn earning_amount(&self) -> i128 {
-        crate::decimal::rescale_round(self.l.earning, self.l.minor, AMOUNT_SCALE)
+    /// The earning at the parquet column's scale; the CSV writes it to the currency's minor
+    /// digits.
+    fn earning_amount(&self) -> Amount {
+        Amount::new(crate::decimal::rescale_round(self.l.earning, self.l.minor, Amount::SCALE))
     }
 
     fn payout_id(&self) -> Option<&'r str> {
@@ -347,20 +348,20 @@ fn earnings<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
             ("product_id", text(&rows, |x| b(&x.l.tx.product_id))),
             ("product_family", text(&rows, |x| b(&x.l.tx.product_family))),
             ("quantity", Values::Int(rows.iter().map(|x| Some(x.l.tx.quantity.into())).collect())),
-            ("transaction_amount", money(&rows, AMOUNT_SCALE, |x| x.l.tx.amount.into())),
+            ("transaction_amount", money(&rows, |x| x.l.tx.amount())),
             ("transaction_currency", text(&rows, |x| b(&x.l.tx.currency))),
-            ("usd_rate", money(&rows, RATE_SCALE, |x| x.l.usd_rate)),
-            ("transaction_amount_usd", money(&rows, USD_SCALE, |x| x.l.amount_usd)),
-            ("earning_rate", money(&rows, RATE_SCALE, |x| x.l.rate)),
+            ("usd_rate", money(&rows, |x| x.l.usd_rate)),
+            ("transaction_amount_usd", money(&rows, |x| x.l.amount_usd)),
+            ("earning_rate", money(&rows, |x| x.l.rate)),
             (
                 "earning_amount",
                 Values::Decimal {
-                    values: rows.iter().map(|x| Some(x.earning_amount())).collect(),
-                    scale: AMOUNT_SCALE,
+                    values: rows.iter().map(|x| Some(x.earning_amount().units())).collect(),
+                    scale: Amount::SCALE,
                     csv_scales: Some(rows.iter().map(|x| x.l.minor).collect()),
                 },
             ),
-            ("earning_amount_usd", money(&rows, USD_SCALE, |x| x.l.earning_usd)),
+            ("earning_amount_usd", money(&rows, |x| x.l.earning_usd)),
             ("period_status", text(&rows, |x| x.period_status(run_date).into())),
             ("payout_id", opt_text(&rows, |x| x.payout_id().map(b))),
             ("payout_status", opt_text(&rows, |x| x.payout_status().map(b))),
@@ -385,7 +386,7 @@ fn earnings_encoded(s: &Source, rows: &[RowRef], keys: &[Key], schema: &Arc<Sche
     crate::text::warm(rows.iter().map(|x| x.l.tx.transaction_id));
     let ids: Vec<[u8; 20]> = rows.iter().map(EarningsRow::earning_id).collect();
     let mut date = Vec::new();
-    crate::feeds::cells::write_date(&mut date, run_date);
+    crate::model::dates::write_date(&mut date, run_date);
     let text = |buf: &mut Vec<u8>, t: &str| {
         push_text(buf, t);
         buf.push(b',');
@@ -396,10 +397,10 @@ fn earnings_encoded(s: &Source, rows: &[RowRef], keys: &[Key], schema: &Arc<Sche
         }
         buf.push(b',');
     };
-    let number = |buf: &mut Vec<u8>, units: i128, scale: u32| {
-        decimal(buf, units, scale);
+    fn number<const S: u32>(buf: &mut Vec<u8>, value: Fixed<S>) {
+        decimal(buf, value.units(), S);
         buf.push(b',');
-    };
+    }
     let record = |i: usize, buf: &mut Vec<u8>| {
         let (x, id) = (&rows[i], &ids[i]);
         let (l, tx) = (x.l, x.l.tx);
@@ -414,7 +415,7 @@ fn earnings_encoded(s: &Source, rows: &[RowRef], keys: &[Key], schema: &Arc<Sche
         text(buf, &tx.transaction_id);
         text(buf, tx.transaction_type.as_str());
         opt(buf, tx.original_transaction_id.as_deref());
-        crate::feeds::cells::write_date(buf, tx.transaction_date);
+        crate::model::dates::write_date(buf, tx.transaction_date);
         buf.push(b',');
         text(buf, x.period);
         text(buf, &l.lever.name);
@@ -422,14 +423,16 @@ fn earnings_encoded(s: &Source, rows: &[RowRef], keys: &[Key], schema: &Arc<Sche
         text(buf, &tx.customer_id);
         text(buf, &tx.product_id);
         text(buf, &tx.product_family);
-        number(buf, tx.quantity.into(), 0);
-        number(buf, tx.amount.into(), AMOUNT_SCALE);
+        number(buf, Fixed::<0>::new(tx.quantity.into()));
+        number(buf, tx.amount());
         text(buf, &tx.currency);
-        number(buf, l.usd_rate, RATE_SCALE);
-        number(buf, l.amount_usd, USD_SCALE);
-        number(buf, l.rate, RATE_SCALE);
-        number(buf, rescale_round(x.earning_amount(), AMOUNT_SCALE, l.minor), l.minor);
-        number(buf, l.earning_usd, USD_SCALE);
+        number(buf, l.usd_rate);
+        number(buf, l.amount_usd);
+        number(buf, l.rate);
+        // At the currency's minor digits (a scale known per line).
+        decimal(buf, rescale_round(x.earning_amount().units(), Amount::SCALE, l.minor), l.minor);
+        buf.push(b',');
+        number(buf, l.earning_usd);
         text(buf, x.period_status(run_date));
         opt(buf, x.payout_id());
         opt(buf, x.payout_status());
@@ -439,9 +442,13 @@ fn earnings_encoded(s: &Source, rows: &[RowRef], keys: &[Key], schema: &Arc<Sche
         }
         buf.push(b'\n');
     };
-    let money = |column: &str, scale, f: fn(&EarningsRow) -> i128| {
-        c::decimals(&format!("earnings.{column}"), scale, rows.iter().map(f))
-    };
+    fn money<const S: u32>(
+        rows: &[EarningsRow],
+        column: &str,
+        f: fn(&EarningsRow) -> Fixed<S>,
+    ) -> Result<arrow::array::ArrayRef> {
+        c::decimals(&format!("earnings.{column}"), S, rows.iter().map(|x| f(x).units()))
+    }
     let arrays = vec![
         c::strings(ids.iter().map(|d| std::str::from_utf8(d).expect("hex digits"))),
         c::dates(rows.iter().map(|_| run_date)),
@@ -459,13 +466,13 @@ fn earnings_encoded(s: &Source, rows: &[RowRef], keys: &[Key], schema: &Arc<Sche
         c::strings(rows.iter().map(|x| x.l.tx.product_id.as_str())),
         c::strings(rows.iter().map(|x| x.l.tx.product_family.as_str())),
         c::ints(rows.iter().map(|x| x.l.tx.quantity.into())),
-        money("transaction_amount", AMOUNT_SCALE, |x| x.l.tx.amount.into())?,
+        money(&rows, "transaction_amount", |x| x.l.tx.amount())?,
         c::strings(rows.iter().map(|x| x.l.tx.currency.as_str())),
-        money("usd_rate", RATE_SCALE, |x| x.l.usd_rate)?,
-        money("transaction_amount_usd", USD_SCALE, |x| x.l.amount_usd)?,
-        money("earning_rate", RATE_SCALE, |x| x.l.rate)?,
-        money("earning_amount", AMOUNT_SCALE, |x| x.earning_amount())?,
-        money("earning_amount_usd", USD_SCALE, |x| x.l.earning_usd)?,
+        money(&rows, "usd_rate", |x| x.l.usd_rate)?,
+        money(&rows, "transaction_amount_usd", |x| x.l.amount_usd)?,
+        money(&rows, "earning_rate", |x| x.l.rate)?,
+        money(&rows, "earning_amount", |x| x.earning_amount())?,
+        money(&rows, "earning_amount_usd", |x| x.l.earning_usd)?,
         c::strings(rows.iter().map(|x| x.period_status(run_date))),
         c::opt_strings(rows.iter().map(EarningsRow::payout_id)),
         c::opt_strings(rows.iter().map(EarningsRow::payout_status)),
@@ -496,7 +503,7 @@ fn unearned<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
             ("transaction_id", text(&rows, |(_, u)| b(&u.tx.transaction_id))),
             ("transaction_date", dates(&rows, |(_, u)| Some(u.tx.transaction_date))),
             ("lever", text(&rows, |(_, u)| b(&u.lever.name))),
-            ("transaction_amount", money(&rows, AMOUNT_SCALE, |(_, u)| u.tx.amount.into())),
+            ("transaction_amount", money(&rows, |(_, u)| u.tx.amount())),
             ("transaction_currency", text(&rows, |(_, u)| b(&u.tx.currency))),
             (
                 "reasons",
@@ -532,7 +539,7 @@ fn payouts<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
             ("partner_name", text(&rows, |(_, _, n)| b(n))),
             ("earning_period", text(&rows, |(_, g, _)| g.period.label().into())),
             ("earning_type", text(&rows, |(_, g, _)| g.earning_type.as_str().into())),
-            ("earning_amount_usd", money(&rows, USD_SCALE, |(_, g, _)| g.total_usd)),
+            ("earning_amount_usd", money(&rows, |(_, g, _)| g.total_usd)),
             ("status", text(&rows, |(_, g, _)| g.status.as_str().into())),
             (
                 "hold_reasons",
@@ -573,14 +580,14 @@ fn dashboard<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
                         .collect(),
                 ),
             ),
-            ("earned_to_date_usd", money(&rows, USD_SCALE, |(_, _, t)| t.earned)),
-            ("rebate_to_date_usd", money(&rows, USD_SCALE, |(_, _, t)| t.rebate)),
-            ("coop_to_date_usd", money(&rows, USD_SCALE, |(_, _, t)| t.coop)),
-            ("scheduled_usd", money(&rows, USD_SCALE, |(_, _, t)| t.scheduled)),
-            ("on_hold_usd", money(&rows, USD_SCALE, |(_, _, t)| t.on_hold)),
-            ("carried_forward_usd", money(&rows, USD_SCALE, |(_, _, t)| t.carried_forward)),
-            ("accruing_usd", money(&rows, USD_SCALE, |(_, _, t)| t.accruing)),
-            ("coop_available_usd", money(&rows, USD_SCALE, |(_, _, t)| t.coop_available)),
+            ("earned_to_date_usd", money(&rows, |(_, _, t)| t.earned)),
+            ("rebate_to_date_usd", money(&rows, |(_, _, t)| t.rebate)),
+            ("coop_to_date_usd", money(&rows, |(_, _, t)| t.coop)),
+            ("scheduled_usd", money(&rows, |(_, _, t)| t.scheduled)),
+            ("on_hold_usd", money(&rows, |(_, _, t)| t.on_hold)),
+            ("carried_forward_usd", money(&rows, |(_, _, t)| t.carried_forward)),
+            ("accruing_usd", money(&rows, |(_, _, t)| t.accruing)),
+            ("coop_available_usd", money(&rows, |(_, _, t)| t.coop_available)),
             (
                 "last_transaction_date",
                 dates(&rows, |(r, e, _)| r.last_transaction.get(e.partner_id.as_str()).copied()),

@@ -12,16 +12,14 @@ use chrono::NaiveDate;
 use super::eligibility::{Reason, References, Requirements};
 use super::periods::Period;
 use crate::config::{Lever, Program};
-use crate::decimal::{self, rescale_round};
+use crate::decimal::rescale_round;
 use crate::error::{Error, Result};
-use crate::feeds::cells::{AMOUNT_SCALE, RATE_SCALE, currency_minor_digits, month_of};
-use crate::feeds::tables::{FxRate, Partner, PartnerType, Transaction, TransactionType};
+use crate::feeds::cells::currency_minor_digits;
+use crate::feeds::tables::{FxRate, Partner, Transaction, TransactionType};
+use crate::model::PartnerType;
+use crate::model::dates::month_of;
+use crate::model::money::{Amount, Rate, Usd};
 use crate::text::Text;
-
-/// USD has rate 1.
-const USD_RATE: i128 = decimal::pow10(RATE_SCALE);
-/// Cents.
-pub(crate) const USD_SCALE: u32 = 2;
 
 /// Exchange rates by (currency, first day of month), in units of 10^-8.
 ///
@@ -29,8 +27,8 @@ pub(crate) const USD_SCALE: u32 = 2;
 /// the code and every line's lookup hashes a number instead of reading the code's string (a
 /// cache miss). Another handle to an equal code (a fresh copy) falls back to the code.
 pub(crate) struct Rates<'a> {
-    by_code: HashMap<(&'a str, NaiveDate), i128>,
-    by_handle: HashMap<(u32, NaiveDate), i128>,
+    by_code: HashMap<(&'a str, NaiveDate), Rate>,
+    by_handle: HashMap<(u32, NaiveDate), Rate>,
     usd: u32,
 }
 
@@ -47,16 +45,16 @@ impl<'a> Rates<'a> {
     }
 
     /// The rate of the transaction's own month.
-    pub(crate) fn of(&self, t: &Transaction) -> Result<i128> {
+    pub(crate) fn of(&self, t: &Transaction) -> Result<Rate> {
         let (handle, month) = (t.currency.handle(), month_of(t.transaction_date));
         if handle == self.usd {
-            return Ok(USD_RATE);
+            return Ok(Rate::ONE);
         }
         if let Some(&rate) = self.by_handle.get(&(handle, month)) {
             return Ok(rate);
         }
         if &*t.currency == "USD" {
-            return Ok(USD_RATE);
+            return Ok(Rate::ONE);
         }
         self.by_code.get(&(&*t.currency, month)).copied().ok_or_else(|| {
             Error::internal(format!("accepted transaction {} has no {} rate", t.transaction_id, t.currency))
@@ -75,18 +73,16 @@ pub struct Line<'a> {
     /// of its delivery date (`PRIOR_PERIOD`).
     pub booked: Period,
     pub late: bool,
-    /// 10^-8.
-    pub(crate) usd_rate: i128,
-    /// Cents.
-    pub(crate) amount_usd: i128,
-    /// 10^-8: the tier rate of the sale's partner and period (a refund's original's).
-    pub(crate) rate: i128,
+    pub(crate) usd_rate: Rate,
+    pub(crate) amount_usd: Usd,
+    /// The tier rate of the sale's partner and period (a refund's original's).
+    pub(crate) rate: Rate,
     /// Minor digits of the transaction currency.
     pub(crate) minor: u32,
-    /// In minor units of the transaction currency.
+    /// In minor units of the transaction currency: at the scale `minor`, known per line, so a
+    /// plain count rather than a [`Fixed`](crate::model::money::Fixed).
     pub earning: i128,
-    /// Cents.
-    pub earning_usd: i128,
+    pub earning_usd: Usd,
 }
 
 /// A considered sale that earned nothing, and every reason why on its date.
@@ -113,7 +109,7 @@ fn mul(a: i128, b: i128, tx: &Transaction) -> Result<i128> {
         Error::Data(format!(
             "transaction {} ({} {}): the amount is too large to compute its earnings exactly",
             tx.transaction_id,
-            decimal::format(tx.amount.into(), AMOUNT_SCALE),
+            tx.amount(),
             tx.currency
         ))
     })
@@ -127,13 +123,13 @@ pub(crate) fn earner(t: &Transaction, partner_type: PartnerType) -> Option<Text>
     }
 }
 
-/// The lever's rate for a period revenue (cents): the highest tier reached, else its own.
-pub(crate) fn tier_rate(lever: &Lever, revenue_cents: i128) -> i128 {
+/// The lever's rate for a period revenue: the highest tier reached, else its own.
+pub(crate) fn tier_rate(lever: &Lever, revenue: Usd) -> Rate {
     lever
         .tiers
         .iter()
         .rev()
-        .find(|t| crate::config::reaches(revenue_cents, t.min_period_revenue_usd))
+        .find(|t| revenue.reaches(t.min_period_revenue_usd))
         .map_or(lever.rate, |t| t.rate)
 }
 
@@ -231,26 +227,29 @@ pub(crate) fn earnings<'a>(
         transaction_period: Period,
         booked: Period,
         late: bool,
-        usd_rate: i128,
-        amount_usd: i128,
+        usd_rate: Rate,
+        amount_usd: Usd,
     }
     let mut placed = Vec::with_capacity(pending.len());
     // Period revenue by (earner number, lever address, period).
-    let mut revenue: HashMap<(usize, *const Lever, Period), i128> = HashMap::default();
+    let mut revenue: HashMap<(usize, *const Lever, Period), Usd> = HashMap::default();
     for p in &pending {
         let tp = Period::containing(p.tx.transaction_date, kind);
         let late = p.tx.delivery_date > tp.last_on_time_delivery();
         let booked = if late { Period::containing(p.tx.delivery_date, kind) } else { tp };
         let usd_rate = rates.of(p.tx)?;
-        let amount_usd =
-            rescale_round(mul(p.tx.amount.into(), usd_rate, p.tx)?, AMOUNT_SCALE + RATE_SCALE, USD_SCALE);
+        let amount_usd = Usd::new(rescale_round(
+            mul(p.tx.amount.into(), usd_rate.units(), p.tx)?,
+            Amount::SCALE + Rate::SCALE,
+            Usd::SCALE,
+        ));
         if !p.lever.tiers.is_empty() && !late {
             *revenue.entry((p.earner, p.lever, tp)).or_default() += amount_usd;
         }
         placed.push(Placed { transaction_period: tp, booked, late, usd_rate, amount_usd });
     }
-    let rate_for = |earner: usize, lever: &Lever, period: Period| -> i128 {
-        let r = revenue.get(&(earner, lever as *const Lever, period)).copied().unwrap_or(0);
+    let rate_for = |earner: usize, lever: &Lever, period: Period| -> Rate {
+        let r = revenue.get(&(earner, lever as *const Lever, period)).copied().unwrap_or_default();
         tier_rate(lever, r)
     };
 
@@ -266,8 +265,8 @@ pub(crate) fn earnings<'a>(
     // Minor digits of the few currencies seen, matched by handle number (reading a code's
     // string is usually a cache miss; a fresh copy of a code just gets an entry of its own).
     let mut minor_units: Vec<(crate::text::Text, u32)> = Vec::new();
-    const LOCAL_SCALE: u32 = AMOUNT_SCALE + RATE_SCALE;
-    const FULL_SCALE: u32 = AMOUNT_SCALE + 2 * RATE_SCALE;
+    const LOCAL_SCALE: u32 = Amount::SCALE + Rate::SCALE;
+    const FULL_SCALE: u32 = Amount::SCALE + 2 * Rate::SCALE;
     out.lines.reserve_exact(pending.len());
     for (p, pl) in pending.into_iter().zip(placed) {
         let t = p.tx;
@@ -282,17 +281,20 @@ pub(crate) fn earnings<'a>(
             }
         };
         let rate = rate_for(p.earner, p.lever, p.original_period.unwrap_or(pl.transaction_period));
-        let local = mul(t.amount.into(), rate, t)?;
-        let full = mul(mul(t.amount.into(), pl.usd_rate, t)?, rate, t)?;
+        let local = mul(t.amount.into(), rate.units(), t)?;
+        let full = mul(mul(t.amount.into(), pl.usd_rate.units(), t)?, rate.units(), t)?;
         let (earning, earning_usd) = match p.original_period {
-            None => (rescale_round(local, LOCAL_SCALE, minor), rescale_round(full, FULL_SCALE, USD_SCALE)),
+            None => (
+                rescale_round(local, LOCAL_SCALE, minor),
+                Usd::new(rescale_round(full, FULL_SCALE, Usd::SCALE)),
+            ),
             Some(_) => {
                 let c = clawed.entry(t.original_transaction_id.map_or(0, |o| o.handle())).or_default();
                 c.exact += local;
                 c.exact_usd += full;
                 let total = rescale_round(c.exact, LOCAL_SCALE, minor);
-                let total_usd = rescale_round(c.exact_usd, FULL_SCALE, USD_SCALE);
-                let line = (total - c.booked, total_usd - c.booked_usd);
+                let total_usd = rescale_round(c.exact_usd, FULL_SCALE, Usd::SCALE);
+                let line = (total - c.booked, Usd::new(total_usd - c.booked_usd));
                 (c.booked, c.booked_usd) = (total, total_usd);
                 line
             }

@@ -9,7 +9,8 @@ use chrono::{Days, NaiveDate};
 use super::intervals::DaySet;
 use crate::config::Program;
 use crate::feeds::Feeds;
-use crate::feeds::tables::{AgreementType, Partner, PartnerType, Transaction, TransactionType};
+use crate::feeds::tables::{AgreementType, Partner, Transaction, TransactionType};
+use crate::model::PartnerType;
 use crate::text::Text;
 
 /// Why a partner is not eligible on a day, in the order of the rules table.

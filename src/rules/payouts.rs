@@ -3,6 +3,7 @@
 //! the payment profile; co-op available once its period closes. Also the dashboard totals.
 
 use crate::hash::HashMap;
+use crate::model::money::Usd;
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
@@ -74,8 +75,8 @@ pub struct Group {
     pub partner_id: String,
     pub period: Period,
     pub earning_type: EarningType,
-    /// Sum of its lines' `earning_amount_usd`, in cents.
-    pub total_usd: i128,
+    /// Sum of its lines' `earning_amount_usd`.
+    pub total_usd: Usd,
     pub(crate) status: Status,
     pub hold_reasons: Vec<Hold>,
     pub payout_id: Option<String>,
@@ -111,8 +112,8 @@ pub(crate) fn payouts(
     // Lines come partner by partner (a piece's are sorted), so they are summed a run of one
     // partner at a time, keyed without the partner's id; a partner met in two runs is merged
     // after the sort.
-    let mut totals: Vec<((&str, Period, EarningType), i128)> = Vec::new();
-    let mut run: HashMap<(Period, EarningType), i128> = HashMap::default();
+    let mut totals: Vec<((&str, Period, EarningType), Usd)> = Vec::new();
+    let mut run: HashMap<(Period, EarningType), Usd> = HashMap::default();
     for same_partner in
         lines.chunk_by(|a, b| std::ptr::eq(a.partner_id, b.partner_id) || a.partner_id == b.partner_id)
     {
@@ -155,14 +156,14 @@ pub(crate) fn payouts(
     let mut i = 0;
     while i < groups.len() {
         let partner = groups[i].partner_id.clone();
-        let mut balance: i128 = 0;
+        let mut balance = Usd::ZERO;
         let mut pending: Vec<usize> = Vec::new();
         while i < groups.len() && groups[i].partner_id == partner {
             let g = &groups[i];
             if g.earning_type == EarningType::Rebate && g.status == Status::CarriedForward {
                 balance += g.total_usd;
                 pending.push(i);
-                if crate::config::reaches(balance, program.minimum_payout_usd) {
+                if balance.reaches(program.minimum_payout_usd) {
                     let releasing = g.period;
                     let id = stable_id(&[&program.id, &partner, &releasing.label(), "rebate"]);
                     let date = releasing.payment_date(program.payout_lag_months);
@@ -175,7 +176,7 @@ pub(crate) fn payouts(
                         g.hold_reasons = hold.clone();
                     }
                     pending.clear();
-                    balance = 0;
+                    balance = Usd::ZERO;
                 }
             }
             i += 1;
@@ -195,17 +196,17 @@ pub(crate) fn estimated_payment_month(program: &Program, group: &Group) -> Optio
     }
 }
 
-/// The dashboard totals of one partner in one program, in cents.
+/// The dashboard totals of one partner in one program.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
-    pub earned: i128,
-    pub rebate: i128,
-    pub coop: i128,
-    pub scheduled: i128,
-    pub on_hold: i128,
-    pub carried_forward: i128,
-    pub accruing: i128,
-    pub coop_available: i128,
+    pub earned: Usd,
+    pub rebate: Usd,
+    pub coop: Usd,
+    pub scheduled: Usd,
+    pub on_hold: Usd,
+    pub carried_forward: Usd,
+    pub accruing: Usd,
+    pub coop_available: Usd,
 }
 
 impl Totals {

@@ -15,9 +15,11 @@ use super::{ProgramResult, evaluate};
 use crate::config::{EarningType, Program, parse_program};
 use crate::decimal;
 use crate::feeds::tables::{
-    Agreement, AgreementType, Competency, Feeds, FxRate, Level, Partner, PartnerType, PaymentProfile,
-    Transaction, TransactionType,
+    Agreement, AgreementType, Competency, Feeds, FxRate, Level, Partner, PaymentProfile, Transaction,
+    TransactionType,
 };
+use crate::model::PartnerType;
+use crate::model::money::Fixed;
 use crate::testing::d;
 
 use AgreementType::{CloudDistributor, CloudReseller, PartnerNetwork};
@@ -187,7 +189,7 @@ impl World {
         self.feeds.fx_rates.push(FxRate {
             currency: currency.into(),
             month: d(&format!("{month}-01")),
-            usd_rate: rate(usd_rate),
+            usd_rate: Fixed(rate(usd_rate)),
         });
         self
     }
@@ -283,7 +285,7 @@ fn line<'r, 'a>(r: &'r ProgramResult<'a>, tx: &str) -> &'r Line<'a> {
 }
 
 /// (earning_amount in minor units, earning_amount_usd in cents) of a transaction's line.
-fn earned(r: &ProgramResult, tx: &str) -> (i128, i128) {
+fn earned(r: &ProgramResult, tx: &str) -> (i128, Fixed<2>) {
     let l = line(r, tx);
     (l.earning, l.earning_usd)
 }
@@ -344,8 +346,8 @@ fn reseller_agreement_ending_mid_month() {
     let f = w.as_of("2026-09-10");
     let r = run1(&f, &p, "2026-09-10");
     // S1 on the agreement's last day (end inclusive): 1000.00 × 0.04 = 40.00 USD.
-    assert_eq!(earned(&r, "S1"), (4000, 4000));
-    assert_eq!(line(&r, "S1").amount_usd, 100_000);
+    assert_eq!(earned(&r, "S1"), (4000, Fixed(4000)));
+    assert_eq!(line(&r, "S1").amount_usd, Fixed(100_000));
     assert_eq!(line(&r, "S1").booked.label(), "2026-08");
     // S2 the day after: nothing, with the one failing code.
     assert_eq!(unearned(&r, "S2"), ["NO_RESELLER_AGREEMENT"]);
@@ -355,7 +357,7 @@ fn reseller_agreement_ending_mid_month() {
     assert_eq!((e.eligible_since, e.invited_on), (None, None));
     // August closed on 09-02; 40.00 < 100.00 minimum.
     let g = group(&r, "D1", "2026-08", Rebate);
-    assert_eq!((g.total_usd, g.status, g.payout_id.clone()), (4000, Status::CarriedForward, None));
+    assert_eq!((g.total_usd, g.status, g.payout_id.clone()), (Fixed(4000), Status::CarriedForward, None));
 }
 
 #[test]
@@ -379,7 +381,7 @@ fn distributor_agreement_ending_mid_quarter() {
     assert_eq!(r.eligibility.len(), 1);
     assert_eq!(codes(&elig(&r, "V1").reasons), ["NO_DISTRIBUTOR_AGREEMENT"]);
     // S1 earns for the provider: 3000.00 × 0.04 = 120.00; booked to the quarter.
-    assert_eq!(earned(&r, "S1"), (12_000, 12_000));
+    assert_eq!(earned(&r, "S1"), (12_000, Fixed(12_000)));
     assert_eq!(line(&r, "S1").partner_id, "V1");
     assert_eq!(line(&r, "S1").booked.label(), "2026-Q4");
     assert_eq!(unearned(&r, "S2"), ["NO_DISTRIBUTOR_AGREEMENT"]);
@@ -421,10 +423,10 @@ fn competency_gap() {
 
     let f = w.as_of("2026-09-01");
     let r = run1(&f, &p, "2026-09-01");
-    assert_eq!(earned(&r, "S1"), (4000, 4000)); // 1000 × 0.04 = 40.00
+    assert_eq!(earned(&r, "S1"), (4000, Fixed(4000))); // 1000 × 0.04 = 40.00
     assert_eq!(unearned(&r, "S2"), ["NO_COMPETENCY"]);
     assert_eq!(unearned(&r, "S3"), ["NO_COMPETENCY"]);
-    assert_eq!(earned(&r, "S4"), (1000, 1000)); // 250 × 0.04 = 10.00
+    assert_eq!(earned(&r, "S4"), (1000, Fixed(1000))); // 250 × 0.04 = 10.00
     let e = elig(&r, "D1");
     assert!(e.eligible());
     assert_eq!(e.eligible_since, Some(d("2026-08-21")), "first day after the gap");
@@ -462,7 +464,7 @@ fn indirect_reseller_first_sale_is_not_invited() {
     assert_eq!(unearned(&r, "S1"), ["NOT_INVITED"]);
     assert_eq!(unearned(&r, "S2"), ["NOT_INVITED"]);
     // The next day it is invited: 250 × 0.04 = 10.00.
-    assert_eq!(earned(&r, "S3"), (1000, 1000));
+    assert_eq!(earned(&r, "S3"), (1000, Fixed(1000)));
     let e = elig(&r, "I1");
     assert!(e.eligible());
     assert_eq!(e.invited_on, Some(d("2026-08-06")));
@@ -489,7 +491,7 @@ fn invitation_counts_any_family_any_date_as_known_on_the_run_date() {
     let r = run1(&f, &p, "2026-08-20");
     assert_eq!(elig(&r, "I2").invited_on, Some(d("2026-06-21")));
     assert_eq!(elig(&r, "I2").eligible_since, Some(d("2026-07-01")), "no earlier than the start");
-    assert_eq!(earned(&r, "S1"), (4000, 4000));
+    assert_eq!(earned(&r, "S1"), (4000, Fixed(4000)));
     // X1 itself is not considered (outside the program period and its families).
     assert!(find_line(&r, "X1").is_none() && find_unearned(&r, "X1").is_none());
 }
@@ -551,24 +553,24 @@ fn jpy_and_kwd_earnings_in_minor_units() {
     let f = w.as_of("2026-08-20");
     let r = run1(&f, &p, "2026-08-20");
     let j = line(&r, "J1");
-    assert_eq!((j.minor, j.usd_rate, j.rate), (0, 675_000, 4_000_000));
+    assert_eq!((j.minor, j.usd_rate, j.rate), (0, Fixed(675_000), Fixed(4_000_000)));
     // 1234567 × 0.04 = 49382.68 JPY -> 49383 (no minor digits).
     assert_eq!(j.earning, 49_383);
     // 1234567 × 0.00675 = 8333.32725 USD -> 8333.33.
-    assert_eq!(j.amount_usd, 833_333);
+    assert_eq!(j.amount_usd, Fixed(833_333));
     // 8333.32725 × 0.04 = 333.333090 -> 333.33.
-    assert_eq!(j.earning_usd, 33_333);
+    assert_eq!(j.earning_usd, Fixed(33_333));
 
     let k = line(&r, "K1");
-    assert_eq!((k.minor, k.usd_rate), (3, 325_000_000));
+    assert_eq!((k.minor, k.usd_rate), (3, Fixed(325_000_000)));
     // 1234.5678 × 0.04 = 49.382712 KWD -> 49.383 = 49383 fils.
     assert_eq!(k.earning, 49_383);
     // 1234.5678 × 3.25 = 4012.34535 USD -> 4012.35.
-    assert_eq!(k.amount_usd, 401_235);
+    assert_eq!(k.amount_usd, Fixed(401_235));
     // 4012.34535 × 0.04 = 160.493814 -> 160.49.
-    assert_eq!(k.earning_usd, 16_049);
+    assert_eq!(k.earning_usd, Fixed(16_049));
     // The group adds the USD columns: 333.33 + 160.49.
-    assert_eq!(group(&r, "D1", "2026-08", Rebate).total_usd, 49_382);
+    assert_eq!(group(&r, "D1", "2026-08", Rebate).total_usd, Fixed(49_382));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -593,17 +595,17 @@ fn half_a_minor_unit_rounds_away_from_zero() {
         (l.earning, l.amount_usd, l.earning_usd)
     };
     // JPY (0 digits): 1012.5 × 0.04 = 40.5 -> 41; × 0.01 = 10.125 USD -> 10.13; × 0.04 = 0.405 -> 0.41.
-    assert_eq!(cols("J1"), (41, 1013, 41));
+    assert_eq!(cols("J1"), (41, Fixed(1013), Fixed(41)));
     // -512.5 × 0.04 = -20.5 -> -21; × 0.01 = -5.125 -> -5.13; -0.205 -> -0.21.
-    assert_eq!(cols("JR1"), (-21, -513, -21));
+    assert_eq!(cols("JR1"), (-21, Fixed(-513), Fixed(-21)));
     // USD (2 digits): 100.125 × 0.04 = 4.005 -> 4.01; 100.125 -> 100.13.
-    assert_eq!(cols("U1"), (401, 10_013, 401));
+    assert_eq!(cols("U1"), (401, Fixed(10_013), Fixed(401)));
     // -25.125 × 0.04 = -1.005 -> -1.01; -25.125 -> -25.13.
-    assert_eq!(cols("UR1"), (-101, -2513, -101));
+    assert_eq!(cols("UR1"), (-101, Fixed(-2513), Fixed(-101)));
     // KWD (3 digits): 10.0125 × 0.04 = 0.4005 -> 0.401; × 3 = 30.0375 -> 30.04; 1.2015 -> 1.20.
-    assert_eq!(cols("K1"), (401, 3004, 120));
+    assert_eq!(cols("K1"), (401, Fixed(3004), Fixed(120)));
     // -5.0125 × 0.04 = -0.2005 -> -0.201; × 3 = -15.0375 -> -15.04; -0.6015 -> -0.60.
-    assert_eq!(cols("KR1"), (-201, -1504, -60));
+    assert_eq!(cols("KR1"), (-201, Fixed(-1504), Fixed(-60)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -624,19 +626,19 @@ fn two_partial_refunds_net_a_sale_to_exactly_zero() {
     let f = w.as_of("2026-08-25");
     let r = run1(&f, &p, "2026-08-25");
     // USD sale: 100.125 × 0.04 = 4.005 -> 4.01.
-    assert_eq!(earned(&r, "U1"), (401, 401));
+    assert_eq!(earned(&r, "U1"), (401, Fixed(401)));
     // C1 = -50.0625 × 0.04 = -2.0025 -> -2.00.
-    assert_eq!(earned(&r, "UR1"), (-200, -200));
+    assert_eq!(earned(&r, "UR1"), (-200, Fixed(-200)));
     // C2 = -4.005 -> -4.01; -4.01 - (-2.00) = -2.01 (rounding each alone would give -2.00).
-    assert_eq!(earned(&r, "UR2"), (-201, -201));
-    assert_eq!(line(&r, "UR1").amount_usd, -5006); // -50.0625 -> -50.06
+    assert_eq!(earned(&r, "UR2"), (-201, Fixed(-201)));
+    assert_eq!(line(&r, "UR1").amount_usd, Fixed(-5006)); // -50.0625 -> -50.06
 
     // EUR at 1.1: sale 100.125 × 0.04 = 4.005 -> 4.01 EUR; × 1.1 = 4.4055 -> 4.41 USD.
-    assert_eq!(earned(&r, "E1"), (401, 441));
+    assert_eq!(earned(&r, "E1"), (401, Fixed(441)));
     // C1 = -2.0025 EUR -> -2.00; USD -50.0625 × 1.1 × 0.04 = -2.20275 -> -2.20.
-    assert_eq!(earned(&r, "ER1"), (-200, -220));
+    assert_eq!(earned(&r, "ER1"), (-200, Fixed(-220)));
     // C2 = -4.005 -> -4.01, line -2.01; USD C2 = -4.4055 -> -4.41, line -4.41 + 2.20 = -2.21.
-    assert_eq!(earned(&r, "ER2"), (-201, -221));
+    assert_eq!(earned(&r, "ER2"), (-201, Fixed(-221)));
 
     for sale in ["U1", "E1"] {
         let lines: Vec<&Line> = r
@@ -648,9 +650,9 @@ fn two_partial_refunds_net_a_sale_to_exactly_zero() {
             .collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines.iter().map(|l| l.earning).sum::<i128>(), 0, "{sale}");
-        assert_eq!(lines.iter().map(|l| l.earning_usd).sum::<i128>(), 0, "{sale}");
+        assert_eq!(lines.iter().map(|l| l.earning_usd).sum::<Fixed<2>>(), Fixed(0), "{sale}");
     }
-    assert_eq!(group(&r, "D1", "2026-08", Rebate).total_usd, 0);
+    assert_eq!(group(&r, "D1", "2026-08", Rebate).total_usd, Fixed(0));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -677,22 +679,22 @@ fn refund_in_later_period_claws_back_at_the_originals_rate() {
     let f = w.as_of("2026-10-05");
     let r = run1(&f, &p, "2026-10-05");
     // August revenue 1000 × 1.10 = 1100.00 USD < 5000 -> 0.04: 40.00 EUR, 1100 × 0.04 = 44.00 USD.
-    assert_eq!(earned(&r, "S1"), (4000, 4400));
-    assert_eq!(line(&r, "S1").amount_usd, 110_000);
+    assert_eq!(earned(&r, "S1"), (4000, Fixed(4400)));
+    assert_eq!(line(&r, "S1").amount_usd, Fixed(110_000));
     // September revenue 6000.00 - 300.00 (R1 at 1.20) = 5700.00 >= 5000 -> 0.06: 360.00.
-    assert_eq!(line(&r, "S2").rate, 6_000_000);
-    assert_eq!(earned(&r, "S2"), (36_000, 36_000));
+    assert_eq!(line(&r, "S2").rate, Fixed(6_000_000));
+    assert_eq!(earned(&r, "S2"), (36_000, Fixed(36_000)));
     let l = line(&r, "R1");
     // At August's 0.04 (not September's 0.06): -250 × 0.04 = -10.00 EUR;
     // USD at September's 1.20: -250 × 1.20 = -300.00, × 0.04 = -12.00.
-    assert_eq!((l.rate, l.usd_rate, l.amount_usd), (4_000_000, 120_000_000, -30_000));
-    assert_eq!((l.earning, l.earning_usd), (-1000, -1200));
+    assert_eq!((l.rate, l.usd_rate, l.amount_usd), (Fixed(4_000_000), Fixed(120_000_000), Fixed(-30_000)));
+    assert_eq!((l.earning, l.earning_usd), (-1000, Fixed(-1200)));
     assert_eq!((tx_period(l), l.booked.label(), l.late), ("2026-09".into(), "2026-09".into(), false));
     // Periods: August 44.00; September 360.00 - 12.00 = 348.00. Balance 44.00, then 392.00:
     // both released by September, which closes 10-02 -> paid 2026-12-15.
     let aug = group(&r, "D1", "2026-08", Rebate);
     let sep = group(&r, "D1", "2026-09", Rebate);
-    assert_eq!((aug.total_usd, sep.total_usd), (4400, 34_800));
+    assert_eq!((aug.total_usd, sep.total_usd), (Fixed(4400), Fixed(34_800)));
     assert_eq!(aug.payout_id, payout_id(&p, "D1", "2026-09"));
     assert_eq!(sep.payout_id, aug.payout_id);
     assert_eq!((aug.payment_date, sep.payment_date), (Some(d("2026-12-15")), Some(d("2026-12-15"))));
@@ -716,7 +718,7 @@ fn late_line_is_booked_to_its_delivery_period() {
     let r = run1(&f, &p, "2026-09-01");
     // August: 40.00 + 10.00 = 50.00, still open on 09-01.
     let g = group(&r, "D1", "2026-08", Rebate);
-    assert_eq!((g.total_usd, g.status), (5000, Status::Accruing));
+    assert_eq!((g.total_usd, g.status), (Fixed(5000), Status::Accruing));
     assert!(!line(&r, "S3").late);
 
     // The same run date with and without the late delivery: August unchanged.
@@ -727,16 +729,16 @@ fn late_line_is_booked_to_its_delivery_period() {
     let aug = group(&r, "D1", "2026-08", Rebate);
     assert_eq!(aug, group(&without, "D1", "2026-08", Rebate));
     // 50.00 >= 50.00: released; August closes 09-02 -> paid 2026-11-15.
-    assert_eq!((aug.total_usd, aug.status), (5000, Status::Scheduled));
+    assert_eq!((aug.total_usd, aug.status), (Fixed(5000), Status::Scheduled));
     assert_eq!(aug.payment_date, Some(d("2026-11-15")));
     assert_eq!(aug.payout_id, payout_id(&p, "D1", "2026-08"));
     let l = line(&r, "S2");
     assert!(l.late);
     assert_eq!((tx_period(l), l.booked.label()), ("2026-08".into(), "2026-09".into()));
     // 500 × 0.04 = 20.00, in September, open.
-    assert_eq!(earned(&r, "S2"), (2000, 2000));
+    assert_eq!(earned(&r, "S2"), (2000, Fixed(2000)));
     let sep = group(&r, "D1", "2026-09", Rebate);
-    assert_eq!((sep.total_usd, sep.status, sep.payout_id.clone()), (2000, Status::Accruing, None));
+    assert_eq!((sep.total_usd, sep.status, sep.payout_id.clone()), (Fixed(2000), Status::Accruing, None));
     assert!(find_group(&without, "D1", "2026-09", Rebate).is_none());
 }
 
@@ -755,7 +757,7 @@ fn tier_crossed_mid_period_moves_rates_until_it_closes() {
 "#;
     // core: 0.02 below 1000.00 USD of period revenue, 0.03 from it, 0.05 from 5000.00.
     let p = Spec { core_rate: "0.02", core_tiers: tiers, ..Spec::default() }.program();
-    assert_eq!((p.levers[1].rate, p.levers[1].tiers.len()), (2_000_000, 2));
+    assert_eq!((p.levers[1].rate, p.levers[1].tiers.len()), (Fixed(2_000_000), 2));
 
     let mut w = World::new();
     w.payable("D1", DirectReseller);
@@ -771,39 +773,39 @@ fn tier_crossed_mid_period_moves_rates_until_it_closes() {
     // 08-06: revenue 800.00 < 1000 -> 0.02: 800 × 0.02 = 16.00.
     let f = w.as_of("2026-08-06");
     let r = run1(&f, &p, "2026-08-06");
-    assert_eq!((line(&r, "S1").rate, earned(&r, "S1")), (2_000_000, (1600, 1600)));
+    assert_eq!((line(&r, "S1").rate, earned(&r, "S1")), (Fixed(2_000_000), (1600, Fixed(1600))));
 
     // 08-21: revenue 800 + 4500 = 5300.00 >= 5000 -> 0.05 for both: 40.00 and 225.00.
     let f = w.as_of("2026-08-21");
     let r = run1(&f, &p, "2026-08-21");
-    assert_eq!(earned(&r, "S1"), (4000, 4000));
-    assert_eq!(earned(&r, "S2"), (22_500, 22_500));
-    assert_eq!(group(&r, "D1", "2026-08", Rebate).total_usd, 26_500);
+    assert_eq!(earned(&r, "S1"), (4000, Fixed(4000)));
+    assert_eq!(earned(&r, "S2"), (22_500, Fixed(22_500)));
+    assert_eq!(group(&r, "D1", "2026-08", Rebate).total_usd, Fixed(26_500));
 
     // 08-26: the refund lowers revenue to 4900.00 -> 0.03: 24.00, 135.00 and -400 × 0.03 = -12.00.
     let f = w.as_of("2026-08-26");
     let r = run1(&f, &p, "2026-08-26");
-    assert_eq!(earned(&r, "S1"), (2400, 2400));
-    assert_eq!(earned(&r, "S2"), (13_500, 13_500));
-    assert_eq!((line(&r, "R1").rate, earned(&r, "R1")), (3_000_000, (-1200, -1200)));
+    assert_eq!(earned(&r, "S1"), (2400, Fixed(2400)));
+    assert_eq!(earned(&r, "S2"), (13_500, Fixed(13_500)));
+    assert_eq!((line(&r, "R1").rate, earned(&r, "R1")), (Fixed(3_000_000), (-1200, Fixed(-1200))));
 
     // 09-03: August closed at 4900.00 -> 0.03 is final. The late S3 (August, delivered 09-03)
     // uses it and does not count: 2000 × 0.03 = 60.00 (counted, 6900 would give 0.05).
     let f = w.as_of("2026-09-03");
     let r = run1(&f, &p, "2026-09-03");
-    assert_eq!(earned(&r, "S1"), (2400, 2400));
-    assert_eq!(earned(&r, "S2"), (13_500, 13_500));
-    assert_eq!(earned(&r, "R1"), (-1200, -1200));
+    assert_eq!(earned(&r, "S1"), (2400, Fixed(2400)));
+    assert_eq!(earned(&r, "S2"), (13_500, Fixed(13_500)));
+    assert_eq!(earned(&r, "R1"), (-1200, Fixed(-1200)));
     let s3 = line(&r, "S3");
-    assert_eq!((s3.late, s3.booked.label(), s3.rate), (true, "2026-09".into(), 3_000_000));
-    assert_eq!(earned(&r, "S3"), (6000, 6000));
+    assert_eq!((s3.late, s3.booked.label(), s3.rate), (true, "2026-09".into(), Fixed(3_000_000)));
+    assert_eq!(earned(&r, "S3"), (6000, Fixed(6000)));
     // September revenue is S4 alone, 100.00 (S3 is not September's line) -> 0.02: 2.00.
-    assert_eq!((line(&r, "S4").rate, earned(&r, "S4")), (2_000_000, (200, 200)));
+    assert_eq!((line(&r, "S4").rate, earned(&r, "S4")), (Fixed(2_000_000), (200, Fixed(200))));
     // August 24.00 + 135.00 - 12.00 = 147.00; September 60.00 + 2.00 = 62.00.
-    assert_eq!(group(&r, "D1", "2026-08", Rebate).total_usd, 14_700);
-    assert_eq!(group(&r, "D1", "2026-09", Rebate).total_usd, 6200);
+    assert_eq!(group(&r, "D1", "2026-08", Rebate).total_usd, Fixed(14_700));
+    assert_eq!(group(&r, "D1", "2026-09", Rebate).total_usd, Fixed(6200));
     // D2: revenue 1000.00 >= 1000 -> 0.03: 1000 × 0.03 = 30.00.
-    assert_eq!((line(&r, "S9").rate, earned(&r, "S9")), (3_000_000, (3000, 3000)));
+    assert_eq!((line(&r, "S9").rate, earned(&r, "S9")), (Fixed(3_000_000), (3000, Fixed(3000))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -826,13 +828,13 @@ fn negative_period_total_is_carried_forward() {
         (g.total_usd, g.status, g.payout_id.clone())
     };
     // Balance: 80.00, then 80.00 - 60.00 = 20.00, then 20.00 + 60.00 = 80.00: all below 100.00.
-    assert_eq!(st(&r, "2026-08"), (8000, Status::CarriedForward, None));
-    assert_eq!(st(&r, "2026-09"), (-6000, Status::CarriedForward, None));
-    assert_eq!(st(&r, "2026-10"), (6000, Status::CarriedForward, None));
-    assert_eq!(st(&r, "2026-11"), (2000, Status::Accruing, None));
+    assert_eq!(st(&r, "2026-08"), (Fixed(8000), Status::CarriedForward, None));
+    assert_eq!(st(&r, "2026-09"), (Fixed(-6000), Status::CarriedForward, None));
+    assert_eq!(st(&r, "2026-10"), (Fixed(6000), Status::CarriedForward, None));
+    assert_eq!(st(&r, "2026-11"), (Fixed(2000), Status::Accruing, None));
     let t = totals(&r, "D1");
     // carried forward 80 - 60 + 60 = 80.00; accruing 20.00; earned 100.00.
-    assert_eq!((t.carried_forward, t.accruing, t.earned), (8000, 2000, 10_000));
+    assert_eq!((t.carried_forward, t.accruing, t.earned), (Fixed(8000), Fixed(2000), Fixed(10_000)));
 
     // November closes 12-02: 80.00 + 20.00 = 100.00 >= 100.00 releases all four periods,
     // the negative one included; paid in December + 2 = 2027-02-15.
@@ -844,7 +846,7 @@ fn negative_period_total_is_carried_forward() {
         assert_eq!(st(&r, m).2, id, "{m}");
         assert_eq!(group(&r, "D1", m, Rebate).payment_date, Some(d("2027-02-15")), "{m}");
     }
-    assert_eq!((totals(&r, "D1").scheduled, totals(&r, "D1").carried_forward), (10_000, 0));
+    assert_eq!((totals(&r, "D1").scheduled, totals(&r, "D1").carried_forward), (Fixed(10_000), Fixed(0)));
 }
 
 #[test]
@@ -867,11 +869,11 @@ fn negative_first_period_is_carried_forward() {
     assert!(line(&r, "R1").late);
     let g = |m: &str| group(&r, "D1", m, Rebate);
     // July 120.00 >= 100.00 is released on its own (closes 08-02 -> 2026-10-15).
-    assert_eq!((g("2026-07").total_usd, g("2026-07").status), (12_000, Status::Scheduled));
+    assert_eq!((g("2026-07").total_usd, g("2026-07").status), (Fixed(12_000), Status::Scheduled));
     assert_eq!(g("2026-07").payment_date, Some(d("2026-10-15")));
     // The balance restarts at 0: August -120.00 (carried), September -120.00 + 100.00 = -20.00.
-    assert_eq!((g("2026-08").total_usd, g("2026-08").status), (-12_000, Status::CarriedForward));
-    assert_eq!((g("2026-09").total_usd, g("2026-09").status), (10_000, Status::CarriedForward));
+    assert_eq!((g("2026-08").total_usd, g("2026-08").status), (Fixed(-12_000), Status::CarriedForward));
+    assert_eq!((g("2026-09").total_usd, g("2026-09").status), (Fixed(10_000), Status::CarriedForward));
     assert_eq!((g("2026-08").payout_id.clone(), g("2026-09").payout_id.clone()), (None, None));
 }
 
@@ -908,7 +910,7 @@ fn release_spanning_three_periods() {
     assert_eq!(id.as_ref().map(String::len), Some(20));
     for (m, total) in [("2026-08", 3000), ("2026-09", 4000), ("2026-10", 5000)] {
         let g = group(&r, "D1", m, Rebate);
-        assert_eq!((g.total_usd, g.status), (total, Status::Scheduled), "{m}");
+        assert_eq!((g.total_usd, g.status), (Fixed(total), Status::Scheduled), "{m}");
         assert_eq!((&g.payout_id, g.payment_date), (&id, Some(d("2027-01-15"))), "{m}");
         assert!(g.hold_reasons.is_empty());
     }
@@ -917,7 +919,10 @@ fn release_spanning_three_periods() {
     let f = w.as_of("2026-12-02");
     let r = run1(&f, &p, "2026-12-02");
     let nov = group(&r, "D1", "2026-11", Rebate);
-    assert_eq!((nov.total_usd, nov.status, nov.payout_id.clone()), (2000, Status::CarriedForward, None));
+    assert_eq!(
+        (nov.total_usd, nov.status, nov.payout_id.clone()),
+        (Fixed(2000), Status::CarriedForward, None)
+    );
     assert_eq!(group(&r, "D1", "2026-08", Rebate).payout_id, id, "stable across runs");
 }
 
@@ -936,7 +941,7 @@ fn quarterly_periods_release_and_payment_date() {
     let f = w.as_of("2026-10-02");
     let r = run1(&f, &p, "2026-10-02");
     let q3 = group(&r, "D1", "2026-Q3", Rebate);
-    assert_eq!((q3.total_usd, q3.status), (4000, Status::CarriedForward));
+    assert_eq!((q3.total_usd, q3.status), (Fixed(4000), Status::CarriedForward));
     let s6 = line(&r, "S6");
     assert_eq!((s6.late, tx_period(s6), s6.booked.label()), (true, "2026-Q3".into(), "2026-Q4".into()));
     assert_eq!(group(&r, "D1", "2026-Q4", Rebate).status, Status::Accruing);
@@ -946,7 +951,7 @@ fn quarterly_periods_release_and_payment_date() {
     let r = run1(&f, &p, "2027-01-01");
     assert!(!line(&r, "S5").late);
     let q4 = group(&r, "D1", "2026-Q4", Rebate);
-    assert_eq!((q4.total_usd, q4.status), (9500, Status::Accruing));
+    assert_eq!((q4.total_usd, q4.status), (Fixed(9500), Status::Accruing));
     assert_eq!(group(&r, "D1", "2026-Q3", Rebate).status, Status::CarriedForward);
 
     // 2027-01-02: 40.00 + 95.00 = 135.00 >= 100.00; paid January + 1 month = 2027-02-15.
@@ -985,14 +990,18 @@ fn released_payouts_on_hold_list_every_reason() {
     for (h, status, reasons) in expect {
         // August 5000 × 0.04 = 200.00 >= 100.00: released; held payouts keep their id and date.
         let g = group(&r, h, "2026-08", Rebate);
-        assert_eq!((g.total_usd, g.status, holds(&g.hold_reasons)), (20_000, status, reasons), "{h}");
+        assert_eq!((g.total_usd, g.status, holds(&g.hold_reasons)), (Fixed(20_000), status, reasons), "{h}");
         assert_eq!((&g.payout_id, g.payment_date), (&payout_id(&p, h, "2026-08"), Some(d("2026-11-15"))));
         // September is not released: no hold.
         let sep = group(&r, h, "2026-09", Rebate);
         assert_eq!((sep.status, sep.hold_reasons.len()), (Status::Accruing, 0), "{h}");
         let t = totals(&r, h);
         let on_hold = if status == Status::OnHold { 20_000 } else { 0 };
-        assert_eq!((t.on_hold, t.scheduled, t.accruing), (on_hold, 20_000 - on_hold, 20_000), "{h}");
+        assert_eq!(
+            (t.on_hold, t.scheduled, t.accruing),
+            (Fixed(on_hold), Fixed(20_000 - on_hold), Fixed(20_000)),
+            "{h}"
+        );
     }
 }
 
@@ -1009,17 +1018,20 @@ fn coop_becomes_available_once_its_period_closes() {
     let f = w.as_of("2026-09-01");
     let r = run1(&f, &p, "2026-09-01");
     assert_eq!(line(&r, "C1").lever.name, "azure");
-    assert_eq!(earned(&r, "C1"), (20_000, 20_000));
+    assert_eq!(earned(&r, "C1"), (20_000, Fixed(20_000)));
     let g = group(&r, "D1", "2026-08", Coop);
     assert_eq!((g.status, g.payout_id.clone(), g.payment_date), (Status::Accruing, None, None));
     assert!(find_group(&r, "D1", "2026-08", Rebate).is_none());
 
     let r = run1(&f, &p, "2026-09-02");
     let g = group(&r, "D1", "2026-08", Coop);
-    assert_eq!((g.total_usd, g.status), (20_000, Status::Available));
+    assert_eq!((g.total_usd, g.status), (Fixed(20_000), Status::Available));
     assert_eq!((g.payout_id.clone(), g.payment_date, g.hold_reasons.len()), (None, None, 0));
     let t = totals(&r, "D1");
-    assert_eq!((t.coop, t.coop_available, t.rebate, t.on_hold, t.earned), (20_000, 20_000, 0, 0, 20_000));
+    assert_eq!(
+        (t.coop, t.coop_available, t.rebate, t.on_hold, t.earned),
+        (Fixed(20_000), Fixed(20_000), Fixed(0), Fixed(0), Fixed(20_000))
+    );
 
     // Still available (never released for cash) much later.
     let r = run1(&f, &p, "2027-03-01");
@@ -1062,24 +1074,27 @@ fn dashboard_totals_reconcile_with_groups_and_lines() {
     assert_eq!(
         t1,
         &Totals {
-            earned: 17_000,    // 120 + 20 + 20 - 10 + 10 + 10 = 170.00
-            rebate: 14_000,    // 120 + 10 + 10
-            coop: 3000,        // 20 + 10
-            scheduled: 12_000, // August rebate
-            on_hold: 0,
-            carried_forward: 1000, // September rebate
-            accruing: 2000,        // October rebate + co-op
-            coop_available: 2000,  // August co-op
+            earned: Fixed(17_000),    // 120 + 20 + 20 - 10 + 10 + 10 = 170.00
+            rebate: Fixed(14_000),    // 120 + 10 + 10
+            coop: Fixed(3000),        // 20 + 10
+            scheduled: Fixed(12_000), // August rebate
+            on_hold: Fixed(0),
+            carried_forward: Fixed(1000), // September rebate
+            accruing: Fixed(2000),        // October rebate + co-op
+            coop_available: Fixed(2000),  // August co-op
         }
     );
     // P2: August 2500 × 0.04 = 100.00 >= 100.00, released but held (no profile).
     let t2 = totals(&r, "P2");
-    assert_eq!((t2.earned, t2.rebate, t2.on_hold, t2.scheduled), (10_000, 10_000, 10_000, 0));
+    assert_eq!(
+        (t2.earned, t2.rebate, t2.on_hold, t2.scheduled),
+        (Fixed(10_000), Fixed(10_000), Fixed(10_000), Fixed(0))
+    );
     assert_eq!(totals(&r, "P3"), &Totals::default());
     assert_eq!(totals(&r, "P4"), &Totals::default());
 
     for (row, t) in r.eligibility.iter().zip(&r.totals) {
-        let lines: i128 =
+        let lines: Fixed<2> =
             r.lines.iter().filter(|l| l.partner_id == row.partner_id).map(|l| l.earning_usd).sum();
         assert_eq!(t.earned, t.rebate + t.coop, "{}", row.partner_id);
         assert_eq!(
@@ -1208,8 +1223,8 @@ fn payout_groups_do_not_depend_on_the_order_of_lines() {
     let groups = super::payouts::payouts(&p, &lines, &profiles, run);
     assert_eq!(format!("{groups:?}"), format!("{:?}", r.groups));
     let rebate = group(&r, "P1", "2026-08", Rebate);
-    assert_eq!(rebate.total_usd, 14_000, "120.00 + 20.00");
-    assert_eq!(group(&r, "P1", "2026-08", Coop).total_usd, 2000);
+    assert_eq!(rebate.total_usd, Fixed(14_000), "120.00 + 20.00");
+    assert_eq!(group(&r, "P1", "2026-08", Coop).total_usd, Fixed(2000));
 }
 
 #[test]
@@ -1224,7 +1239,7 @@ fn one_partner_is_one_earner_whatever_copy_of_its_id_a_sale_holds() {
     let r = run1(&f, &p, "2026-10-20");
     assert_eq!(r.last_transaction.get("P1"), Some(&d("2026-08-20")), "the later of its two sales");
     assert_eq!(r.last_transaction.len(), 1);
-    assert_eq!(group(&r, "P1", "2026-08", Rebate).total_usd, 6000, "40.00 + 20.00 in one group");
+    assert_eq!(group(&r, "P1", "2026-08", Rebate).total_usd, Fixed(6000), "40.00 + 20.00 in one group");
 }
 
 /// Rows name partners by the partners' own interned handles; another handle to an equal id (a
@@ -1251,7 +1266,7 @@ fn a_partner_is_found_by_its_interned_handle_and_by_a_fresh_copy() {
 fn a_rate_is_found_by_the_currency_handle_and_by_a_fresh_copy() {
     use super::earnings::Rates;
     use crate::text::Text;
-    let rates = [FxRate { currency: "JPY".into(), month: d("2026-03-01"), usd_rate: rate("0.0067") }];
+    let rates = [FxRate { currency: "JPY".into(), month: d("2026-03-01"), usd_rate: Fixed(rate("0.0067")) }];
     let rates = Rates::new(&rates);
     let tx = |currency: Text, date: &str| Transaction {
         transaction_id: Text::fresh("FX-1"),
@@ -1268,8 +1283,8 @@ fn a_rate_is_found_by_the_currency_handle_and_by_a_fresh_copy() {
         currency,
         delivery_date: d(date),
     };
-    assert_eq!(rates.of(&tx(Text::new("JPY"), "2026-03-15")).ok(), Some(rate("0.0067")));
-    assert_eq!(rates.of(&tx(Text::fresh("JPY"), "2026-03-31")).ok(), Some(rate("0.0067")));
-    assert_eq!(rates.of(&tx(Text::fresh("USD"), "2026-04-01")).ok(), Some(rate("1")));
+    assert_eq!(rates.of(&tx(Text::new("JPY"), "2026-03-15")).ok(), Some(Fixed(rate("0.0067"))));
+    assert_eq!(rates.of(&tx(Text::fresh("JPY"), "2026-03-31")).ok(), Some(Fixed(rate("0.0067"))));
+    assert_eq!(rates.of(&tx(Text::fresh("USD"), "2026-04-01")).ok(), Some(Fixed(rate("1"))));
     assert!(rates.of(&tx(Text::new("JPY"), "2026-04-01")).is_err(), "no April rate");
 }

@@ -9,6 +9,7 @@ use chrono::{Days, NaiveDate};
 use incentives::config::{Program, parse_program};
 use incentives::feeds::Feeds;
 use incentives::feeds::tables::*;
+use incentives::model::PartnerType;
 use incentives::rules::{ProgramResult, evaluate};
 use proptest::prelude::*;
 
@@ -161,7 +162,7 @@ fn generate(seed: u64) -> (Feeds, NaiveDate) {
             f.fx_rates.push(FxRate {
                 currency: c.to_string(),
                 month,
-                usd_rate: 1 + g.below(400_000_000) as i128,
+                usd_rate: incentives::model::money::Fixed(1 + g.below(400_000_000) as i128),
             });
         }
     }
@@ -250,12 +251,12 @@ fn generate(seed: u64) -> (Feeds, NaiveDate) {
 fn check(feeds: &Feeds, results: &[ProgramResult]) -> Result<(), String> {
     for r in results {
         let id = &r.program.id;
-        let mut line_sum: HashMap<&str, i128> = HashMap::new();
+        let mut line_sum: HashMap<&str, incentives::model::money::Usd> = HashMap::new();
         for l in &r.lines {
             *line_sum.entry(l.partner_id).or_default() += l.earning_usd;
         }
         for (e, t) in r.eligibility.iter().zip(&r.totals) {
-            let lines = line_sum.get(e.partner_id.as_str()).copied().unwrap_or(0);
+            let lines = line_sum.get(e.partner_id.as_str()).copied().unwrap_or_default();
             if t.earned != lines
                 || t.earned != t.rebate + t.coop
                 || t.earned != t.scheduled + t.on_hold + t.carried_forward + t.accruing + t.coop_available
@@ -264,7 +265,7 @@ fn check(feeds: &Feeds, results: &[ProgramResult]) -> Result<(), String> {
             }
         }
         for g in &r.groups {
-            let sum: i128 = r
+            let sum: incentives::model::money::Usd = r
                 .lines
                 .iter()
                 .filter(|l| {
@@ -278,16 +279,13 @@ fn check(feeds: &Feeds, results: &[ProgramResult]) -> Result<(), String> {
                 return Err(format!("{id}: group {g:?} holds {sum}"));
             }
         }
-        let mut payout_totals: HashMap<&str, i128> = HashMap::new();
+        let mut payout_totals: HashMap<&str, incentives::model::money::Usd> = HashMap::new();
         for g in &r.groups {
             if let Some(p) = &g.payout_id {
                 *payout_totals.entry(p).or_default() += g.total_usd;
             }
         }
-        if let Some((p, t)) = payout_totals
-            .iter()
-            .find(|(_, t)| !incentives::config::reaches(**t, r.program.minimum_payout_usd))
-        {
+        if let Some((p, t)) = payout_totals.iter().find(|(_, t)| !t.reaches(r.program.minimum_payout_usd)) {
             return Err(format!("{id}: payout {p} releases {t}, below the minimum"));
         }
         let mut seen = HashSet::new();
