@@ -237,6 +237,8 @@ fn eligibility<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
 /// A row of the earnings report: a line and what its cells look up.
 #[derive(Clone, Copy)]
 struct EarningsRow<'r, 'a> {
+    /// The earning id's hex digits.
+    id: [u8; 20],
     r: &'r ProgramResult<'a>,
     l: &'r crate::rules::earnings::Line<'a>,
     g: Option<&'r crate::rules::payouts::Group>,
@@ -277,7 +279,7 @@ impl<'r> EarningsRow<'r, '_> {
     }
 }
 
-/// The earnings rows at `rows`, with what their cells look up.
+/// The earnings rows at `rows`, with what their cells look up and their earning ids.
 fn earnings_rows<'r, 'a>(results: &'r [ProgramResult<'a>], rows: &[RowRef]) -> Vec<EarningsRow<'r, 'a>> {
     // Rows come sorted by partner, so a partner's name is looked up once per run of rows, a
     // payout group once per run of its lines; the few period and month labels are made once.
@@ -285,7 +287,8 @@ fn earnings_rows<'r, 'a>(results: &'r [ProgramResult<'a>], rows: &[RowRef]) -> V
         Default::default();
     let mut month_labels: crate::hash::HashMap<NaiveDate, &'static str> = Default::default();
     let mut last: Option<EarningsRow> = None;
-    rows.iter()
+    let mut out: Vec<EarningsRow> = rows
+        .iter()
         .map(|&(p, i)| {
             let r = &results[p as usize];
             let l = &r.lines[i as usize];
@@ -312,177 +315,159 @@ fn earnings_rows<'r, 'a>(results: &'r [ProgramResult<'a>], rows: &[RowRef]) -> V
                     .and_then(|g| estimated_payment_month(r.program, g))
                     .map(|d| *month_labels.entry(d).or_insert_with(|| Text::new(&yyyy_mm(d)).as_str())),
             };
-            let row = EarningsRow { r, l, g, name, period, payment_month };
+            let row = EarningsRow { id: [0; 20], r, l, g, name, period, payment_month };
             last = Some(row);
             row
         })
-        .collect()
-}
-
-/// The earnings report (the reference for [`earnings_encoded`]).
-fn earnings<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
-    let (run_date, results) = (s.run_date, s.results);
-    let rows = earnings_rows(results, rows);
-    Table {
-        name: s.report.name,
-        columns: vec![
-            (
-                "earning_id",
-                text(&rows, |x| String::from_utf8(x.earning_id().to_vec()).expect("hex digits").into()),
-            ),
-            ("run_date", dates(&rows, |_| Some(run_date))),
-            ("program_id", text(&rows, |x| b(&x.r.program.id))),
-            ("partner_id", text(&rows, |x| b(x.l.partner_id))),
-            ("partner_name", text(&rows, |x| b(x.name))),
-            ("transaction_id", text(&rows, |x| b(&x.l.tx.transaction_id))),
-            ("transaction_type", text(&rows, |x| x.l.tx.transaction_type.as_str().into())),
-            (
-                "original_transaction_id",
-                opt_text(&rows, |x| x.l.tx.original_transaction_id.as_deref().map(b)),
-            ),
-            ("transaction_date", dates(&rows, |x| Some(x.l.tx.transaction_date))),
-            ("earning_period", text(&rows, |x| b(x.period))),
-            ("lever", text(&rows, |x| b(&x.l.lever.name))),
-            ("earning_type", text(&rows, |x| x.l.lever.earning_type.as_str().into())),
-            ("customer_id", text(&rows, |x| b(&x.l.tx.customer_id))),
-            ("product_id", text(&rows, |x| b(&x.l.tx.product_id))),
-            ("product_family", text(&rows, |x| b(&x.l.tx.product_family))),
-            ("quantity", Values::Int(rows.iter().map(|x| Some(x.l.tx.quantity.into())).collect())),
-            ("transaction_amount", money(&rows, |x| x.l.tx.amount())),
-            ("transaction_currency", text(&rows, |x| b(&x.l.tx.currency))),
-            ("usd_rate", money(&rows, |x| x.l.usd_rate)),
-            ("transaction_amount_usd", money(&rows, |x| x.l.amount_usd)),
-            ("earning_rate", money(&rows, |x| x.l.rate)),
-            (
-                "earning_amount",
-                Values::Decimal {
-                    values: rows.iter().map(|x| Some(x.earning_amount().units())).collect(),
-                    scale: Amount::SCALE,
-                    csv_scales: Some(rows.iter().map(|x| x.l.minor).collect()),
-                },
-            ),
-            ("earning_amount_usd", money(&rows, |x| x.l.earning_usd)),
-            ("period_status", text(&rows, |x| x.period_status(run_date).into())),
-            ("payout_id", opt_text(&rows, |x| x.payout_id().map(b))),
-            ("payout_status", opt_text(&rows, |x| x.payout_status().map(b))),
-            ("estimated_payment_month", opt_text(&rows, |x| x.payment_month.map(b))),
-            ("reason_code", opt_text(&rows, |x| x.reason_code().map(b))),
-        ],
-    }
-}
-
-/// The earnings report's chunk of `rows`, encoded straight from the lines: the CSV records
-/// and Arrow arrays of [`earnings`]'s table (tests hold them equal, byte for byte), without
-/// the table. At 30 M transactions the report is 42 M lines, and building and reading back
-/// a table of 28 columns of cells for each of them was a tenth of the run's CPU.
-fn earnings_encoded(s: &Source, rows: &[RowRef], keys: &[Key], schema: &Arc<Schema>) -> Result<Encoded> {
-    let (run_date, results) = (s.run_date, s.results);
-    use crate::decimal::{rescale_round, write as decimal};
-    use crate::reports::csv_out::push_text;
-    use crate::reports::parquet_out::columns as c;
-    let rows = earnings_rows(results, rows);
+        .collect();
     // A line's transaction id is a string no other line shares, read through the year's handle
     // table: two cache misses, which the hashing loop is too long to overlap between lines.
-    crate::text::warm(rows.iter().map(|x| x.l.tx.transaction_id));
-    let ids: Vec<[u8; 20]> = rows.iter().map(EarningsRow::earning_id).collect();
-    let mut date = Vec::new();
-    crate::model::dates::write_date(&mut date, run_date);
-    let text = |buf: &mut Vec<u8>, t: &str| {
-        push_text(buf, t);
-        buf.push(b',');
-    };
-    let opt = |buf: &mut Vec<u8>, t: Option<&str>| {
-        if let Some(t) = t {
-            push_text(buf, t);
-        }
-        buf.push(b',');
-    };
-    fn number<const S: u32>(buf: &mut Vec<u8>, value: Fixed<S>) {
-        decimal(buf, value.units(), S);
-        buf.push(b',');
+    crate::text::warm(out.iter().map(|x| x.l.tx.transaction_id));
+    for x in &mut out {
+        x.id = x.earning_id();
     }
-    let record = |i: usize, buf: &mut Vec<u8>| {
-        let (x, id) = (&rows[i], &ids[i]);
-        let (l, tx) = (x.l, x.l.tx);
-        // Hex digits and a date need neither quotes nor the formula guard.
-        buf.extend_from_slice(id);
-        buf.push(b',');
-        buf.extend_from_slice(&date);
-        buf.push(b',');
-        text(buf, &x.r.program.id);
-        text(buf, l.partner_id);
-        text(buf, x.name);
-        text(buf, &tx.transaction_id);
-        text(buf, tx.transaction_type.as_str());
-        opt(buf, tx.original_transaction_id.as_deref());
-        crate::model::dates::write_date(buf, tx.transaction_date);
-        buf.push(b',');
-        text(buf, x.period);
-        text(buf, &l.lever.name);
-        text(buf, l.lever.earning_type.as_str());
-        text(buf, &tx.customer_id);
-        text(buf, &tx.product_id);
-        text(buf, &tx.product_family);
-        number(buf, Fixed::<0>::new(tx.quantity.into()));
-        number(buf, tx.amount());
-        text(buf, &tx.currency);
-        number(buf, l.usd_rate);
-        number(buf, l.amount_usd);
-        number(buf, l.rate);
-        // At the currency's minor digits (a scale known per line).
-        decimal(buf, rescale_round(x.earning_amount().units(), Amount::SCALE, l.minor), l.minor);
-        buf.push(b',');
-        number(buf, l.earning_usd);
-        text(buf, x.period_status(run_date));
-        opt(buf, x.payout_id());
-        opt(buf, x.payout_status());
-        opt(buf, x.payment_month);
-        if let Some(code) = x.reason_code() {
-            push_text(buf, code);
+    out
+}
+
+/// Declares the earnings report's columns once, in order, each with its kind and how a row
+/// gives its value (an expression over the row `$x` and the run date `$d`), and makes from
+/// that one list both the reference table ([`earnings`]) and the fast encoder
+/// ([`earnings_encoded`]): its CSV record and its Arrow arrays. The kinds:
+///
+/// - `id`: 20 hex digits, written as they are (no quotes or formula guard needed);
+/// - `date`, `text`, `opt_text`, `int`: a date, a string, an optional string, an integer;
+/// - `money`: a [`Fixed`] amount, at its type's scale in both formats;
+/// - `minor`: an [`Amount`] and the currency's minor digits, which the CSV is written to.
+macro_rules! earnings_columns {
+    (|$x:ident, $d:ident| { $($name:literal: $kind:ident($get:expr),)* }) => {
+        /// The earnings report (the reference for [`earnings_encoded`]).
+        fn earnings<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
+            let rows = earnings_rows(s.results, rows);
+            let $d = s.run_date;
+            Table { name: s.report.name, columns: vec![$(($name, earnings_columns!(@table $kind, rows, $x, $get))),*] }
         }
-        buf.push(b'\n');
+
+        /// The earnings report's chunk of `rows`, encoded straight from the lines: the CSV
+        /// records and Arrow arrays of [`earnings`]'s table (tests hold them equal, byte for
+        /// byte), without the table. The report has more lines than the run has transactions,
+        /// and a table of 28 columns of cells built and read back for each costs more than
+        /// encoding the line itself.
+        fn earnings_encoded(s: &Source, rows: &[RowRef], keys: &[Key], schema: &Arc<Schema>) -> Result<Encoded> {
+            use crate::reports::parquet_out::columns as c;
+            let rows = earnings_rows(s.results, rows);
+            let $d = s.run_date;
+            let record = |i: usize, buf: &mut Vec<u8>| {
+                let $x = &rows[i];
+                // Every cell and its comma; the last comma becomes the line's end.
+                $(earnings_columns!(@csv $kind, buf, $get); buf.push(b',');)*
+                buf.pop();
+                buf.push(b'\n');
+            };
+            let arrays = vec![$(earnings_columns!(@arrow $kind, rows, $x, $get, $name)),*];
+            let batch = crate::reports::parquet_out::batch(schema, "earnings", arrays)?;
+            // 253 bytes a line on average at 1 M generated lines: sized above, the buffer is
+            // not grown (and copied) while a chunk is formatted.
+            Ok(Encoded::new(rows.len(), keys, 320, record, batch))
+        }
     };
-    fn money<const S: u32>(
-        rows: &[EarningsRow],
-        column: &str,
-        f: fn(&EarningsRow) -> Fixed<S>,
-    ) -> Result<arrow::array::ArrayRef> {
-        c::decimals(&format!("earnings.{column}"), S, rows.iter().map(|x| f(x).units()))
-    }
-    let arrays = vec![
-        c::strings(ids.iter().map(|d| std::str::from_utf8(d).expect("hex digits"))),
-        c::dates(rows.iter().map(|_| run_date)),
-        c::strings(rows.iter().map(|x| x.r.program.id.as_str())),
-        c::strings(rows.iter().map(|x| x.l.partner_id)),
-        c::strings(rows.iter().map(|x| x.name)),
-        c::strings(rows.iter().map(|x| x.l.tx.transaction_id.as_str())),
-        c::strings(rows.iter().map(|x| x.l.tx.transaction_type.as_str())),
-        c::opt_strings(rows.iter().map(|x| x.l.tx.original_transaction_id.as_deref())),
-        c::dates(rows.iter().map(|x| x.l.tx.transaction_date)),
-        c::strings(rows.iter().map(|x| x.period)),
-        c::strings(rows.iter().map(|x| x.l.lever.name.as_str())),
-        c::strings(rows.iter().map(|x| x.l.lever.earning_type.as_str())),
-        c::strings(rows.iter().map(|x| x.l.tx.customer_id.as_str())),
-        c::strings(rows.iter().map(|x| x.l.tx.product_id.as_str())),
-        c::strings(rows.iter().map(|x| x.l.tx.product_family.as_str())),
-        c::ints(rows.iter().map(|x| x.l.tx.quantity.into())),
-        money(&rows, "transaction_amount", |x| x.l.tx.amount())?,
-        c::strings(rows.iter().map(|x| x.l.tx.currency.as_str())),
-        money(&rows, "usd_rate", |x| x.l.usd_rate)?,
-        money(&rows, "transaction_amount_usd", |x| x.l.amount_usd)?,
-        money(&rows, "earning_rate", |x| x.l.rate)?,
-        money(&rows, "earning_amount", |x| x.earning_amount())?,
-        money(&rows, "earning_amount_usd", |x| x.l.earning_usd)?,
-        c::strings(rows.iter().map(|x| x.period_status(run_date))),
-        c::opt_strings(rows.iter().map(EarningsRow::payout_id)),
-        c::opt_strings(rows.iter().map(EarningsRow::payout_status)),
-        c::opt_strings(rows.iter().map(|x| x.payment_month)),
-        c::opt_strings(rows.iter().map(EarningsRow::reason_code)),
-    ];
-    let batch = crate::reports::parquet_out::batch(schema, "earnings", arrays)?;
-    // 253 bytes a line on average at 1 M generated lines: sized above, the buffer is not grown
-    // (and copied) while a chunk is formatted.
-    Ok(Encoded::new(rows.len(), keys, 320, record, batch))
+    (@table id, $rows:ident, $x:ident, $get:expr) => {
+        Values::Text($rows.iter().map(|$x| Some(Cow::Owned(String::from_utf8($get.to_vec()).expect("hex digits")))).collect())
+    };
+    // A date may be the run's, the same on every row.
+    (@table date, $rows:ident, $x:ident, $get:expr) => {
+        Values::Date($rows.iter().map(|#[allow(unused_variables)] $x| Some($get)).collect())
+    };
+    (@table text, $rows:ident, $x:ident, $get:expr) => { Values::Text($rows.iter().map(|$x| Some(b($get))).collect()) };
+    (@table opt_text, $rows:ident, $x:ident, $get:expr) => { Values::Text($rows.iter().map(|$x| $get.map(b)).collect()) };
+    (@table int, $rows:ident, $x:ident, $get:expr) => { Values::Int($rows.iter().map(|$x| Some($get)).collect()) };
+    (@table money, $rows:ident, $x:ident, $get:expr) => { money(&$rows, |$x| $get) };
+    (@table minor, $rows:ident, $x:ident, $get:expr) => {
+        Values::Decimal {
+            values: $rows.iter().map(|$x| Some($get.0.units())).collect(),
+            scale: Amount::SCALE,
+            csv_scales: Some($rows.iter().map(|$x| $get.1).collect()),
+        }
+    };
+    (@csv id, $buf:ident, $get:expr) => { $buf.extend_from_slice($get) };
+    (@csv date, $buf:ident, $get:expr) => { crate::model::dates::write_date($buf, $get) };
+    (@csv text, $buf:ident, $get:expr) => { crate::reports::csv_out::push_text($buf, $get) };
+    (@csv opt_text, $buf:ident, $get:expr) => {
+        if let Some(t) = $get {
+            crate::reports::csv_out::push_text($buf, t);
+        }
+    };
+    (@csv int, $buf:ident, $get:expr) => { crate::decimal::write($buf, i128::from($get), 0) };
+    (@csv money, $buf:ident, $get:expr) => { csv_money($buf, $get) };
+    (@csv minor, $buf:ident, $get:expr) => {{
+        let (amount, minor): (Amount, u32) = $get;
+        let units = crate::decimal::rescale_round(amount.units(), Amount::SCALE, minor);
+        crate::decimal::write($buf, units, minor)
+    }};
+    (@arrow id, $rows:ident, $x:ident, $get:expr, $name:literal) => {
+        c::strings($rows.iter().map(|$x| std::str::from_utf8($get).expect("hex digits")))
+    };
+    (@arrow date, $rows:ident, $x:ident, $get:expr, $name:literal) => {
+        c::dates($rows.iter().map(|#[allow(unused_variables)] $x| $get))
+    };
+    (@arrow text, $rows:ident, $x:ident, $get:expr, $name:literal) => {
+        c::strings($rows.iter().map(|$x| {
+            let t: &str = $get;
+            t
+        }))
+    };
+    (@arrow opt_text, $rows:ident, $x:ident, $get:expr, $name:literal) => { c::opt_strings($rows.iter().map(|$x| $get)) };
+    (@arrow int, $rows:ident, $x:ident, $get:expr, $name:literal) => { c::ints($rows.iter().map(|$x| $get)) };
+    (@arrow money, $rows:ident, $x:ident, $get:expr, $name:literal) => {
+        money_array(&$rows, concat!("earnings.", $name), |$x| $get)?
+    };
+    (@arrow minor, $rows:ident, $x:ident, $get:expr, $name:literal) => {
+        c::decimals(concat!("earnings.", $name), Amount::SCALE, $rows.iter().map(|$x| $get.0.units()))?
+    };
+}
+
+earnings_columns!(|x, d| {
+    "earning_id": id(&x.id),
+    "run_date": date(d),
+    "program_id": text(&x.r.program.id),
+    "partner_id": text(x.l.partner_id),
+    "partner_name": text(x.name),
+    "transaction_id": text(&x.l.tx.transaction_id),
+    "transaction_type": text(x.l.tx.transaction_type.as_str()),
+    "original_transaction_id": opt_text(x.l.tx.original_transaction_id.as_deref()),
+    "transaction_date": date(x.l.tx.transaction_date),
+    "earning_period": text(x.period),
+    "lever": text(&x.l.lever.name),
+    "earning_type": text(x.l.lever.earning_type.as_str()),
+    "customer_id": text(&x.l.tx.customer_id),
+    "product_id": text(&x.l.tx.product_id),
+    "product_family": text(&x.l.tx.product_family),
+    "quantity": int(i64::from(x.l.tx.quantity)),
+    "transaction_amount": money(x.l.tx.amount()),
+    "transaction_currency": text(&x.l.tx.currency),
+    "usd_rate": money(x.l.usd_rate),
+    "transaction_amount_usd": money(x.l.amount_usd),
+    "earning_rate": money(x.l.rate),
+    "earning_amount": minor((x.earning_amount(), x.l.minor)),
+    "earning_amount_usd": money(x.l.earning_usd),
+    "period_status": text(x.period_status(d)),
+    "payout_id": opt_text(x.payout_id()),
+    "payout_status": opt_text(x.payout_status()),
+    "estimated_payment_month": opt_text(x.payment_month),
+    "reason_code": opt_text(x.reason_code()),
+});
+
+/// A money cell of the CSV, at its type's scale.
+fn csv_money<const S: u32>(buf: &mut Vec<u8>, value: Fixed<S>) {
+    crate::decimal::write(buf, value.units(), S);
+}
+
+/// A money column's Arrow array, at its type's scale (checked to fit Decimal(18, S)).
+fn money_array<const S: u32>(
+    rows: &[EarningsRow],
+    column: &str,
+    f: impl Fn(&EarningsRow) -> Fixed<S>,
+) -> Result<arrow::array::ArrayRef> {
+    crate::reports::parquet_out::columns::decimals(column, S, rows.iter().map(|x| f(x).units()))
 }
 
 fn unearned<'r>(s: &Source<'r, '_>, rows: &[RowRef]) -> Table<'r> {
