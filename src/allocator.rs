@@ -2,16 +2,15 @@
 //!
 //! The rules and reports make and free report chunks thousands of times a second. mimalloc
 //! hands freed memory back to the system after 10 ms, and the next chunk faults the pages in
-//! and zeroes them again (2 MiB huge pages): 1.7 M page faults at 10 M lines, against 197 000
-//! with this module. Validation's garbage is handed back first, so that what is kept is the
-//! rules' own working set: keeping validation's too (19 000 faults) raised peak memory by a
-//! quarter, for no time measurably saved at 1 M.
+//! and zeroes them again (2 MiB huge pages); so from the rules on, freed memory is kept for
+//! reuse. Validation's garbage is handed back first, so that what is kept is the rules' own
+//! working set: keeping validation's too would raise peak memory for no time saved.
 //!
 //! Validation reads a file after another, and each file's decoded columns are freed when its
-//! rows are checked: handed back after 10 ms, the next file's faulted them in again (200 000
-//! //! page faults at 30 M lines). So during validation freed memory is kept for reuse (2 500
-//! faults; about 1.5 s less kernel CPU, 0.1 GB more at validation's peak, which is below the
-//! run's), and handed back all at once when it ends.
+//! rows are checked: handed back after 10 ms, that memory would be faulted in again by the next
+//! file's. So during validation freed memory is kept for reuse (fewer faults and less kernel
+//! CPU, for a little more memory at validation's peak, which is below the run's), and handed
+//! back all at once when it ends.
 //!
 //! Under another global allocator (the tests) mimalloc's heaps are empty and this does nothing.
 

@@ -166,7 +166,7 @@ pub(crate) struct Folder {
 
 /// A small file's bytes as parts written (and hashed) in order: an export's CSV header, then
 /// runs of its rows that are slices of the reports' encoded chunks, shared rather than copied
-/// (at 30 M lines the exports are about 13 GB).
+/// (a large run's exports are gigabytes).
 pub(crate) type FileParts = Vec<bytes::Bytes>;
 
 /// A small file a [`FolderWriter`] staged: its path in the final layout, the rows it was

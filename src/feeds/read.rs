@@ -29,8 +29,8 @@ pub(crate) struct RawRow {
 /// A file's records, plus the warnings it raised (extra columns).
 ///
 /// The cells' text is held back to back in one buffer, not as a `String` per cell: a day of
-/// transactions is hundreds of thousands of cells, and an allocation each was a fifth of
-/// the time spent validating.
+/// transactions is hundreds of thousands of cells, and an allocation each would be a large
+/// share of the time spent validating.
 #[derive(Debug, Default)]
 pub(crate) struct RawFile {
     pub(crate) rows: Vec<RawRow>,
@@ -332,8 +332,9 @@ fn read_parquet_unguarded<R: ChunkReader + 'static>(feed: Feed, file: R) -> Resu
 
 /// A parquet column as the text validation reads (so that CSV and parquet meet the same
 /// checks). Dates, decimals and 64-bit integers are formatted here, which is the bulk of a
-/// transaction file's non-string cells: arrow's cast to strings went through the formatting
-/// machinery and a string array of its own (6 % of validation). A null is an empty cell.
+/// transaction file's non-string cells: arrow's cast to strings goes through the formatting
+/// machinery and builds a string array of its own, a second copy of every cell. A null is an
+/// empty cell.
 enum TextColumn {
     Text(arrow::array::StringArray),
     Date(arrow::array::Date32Array),

@@ -1,8 +1,8 @@
 //! Accepted transactions kept in a file on local disk instead of in memory.
 //!
 //! Issue 6 asks for 100 M transaction lines in under 8 GiB. At that size the accepted rows
-//! alone are 5.75 GB and, with their ids, most of what a run holds (BENCHMARKS.md, "100 M
-//! lines"). Above `--spill-above` rows, validation appends each accepted row to an unlinked
+//! alone (56 bytes each in memory) take most of that and, with their ids, are most of what a
+//! run holds. Above `--spill-above` rows, validation appends each accepted row to an unlinked
 //! file ([`Spill`]; a refund's sale is read back by its row number), and `rules::Plan` copies
 //! the sealed file once into partitions, one per partner range ([`Sealed::partition`]), so
 //! that the rules read one range's rows at a time, sequentially, and the year never sits in
@@ -134,7 +134,7 @@ pub(crate) struct Spill {
 
 impl Spill {
     /// An empty spill in a new unlinked file in `dir` (the system's temporary folder, or a
-    /// folder with room: 5.4 GB per 100 M rows).
+    /// folder with room: [`ROW_BYTES`] bytes a row).
     pub(crate) fn new(dir: &std::path::Path) -> io::Result<Spill> {
         Ok(Spill { file: unlinked_file(dir)?, dir: dir.to_path_buf(), buffer: Vec::new(), written: 0 })
     }

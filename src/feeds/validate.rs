@@ -410,7 +410,7 @@ impl Validator {
     /// copies are all rejected.
     ///
     /// Copies are found by sorting row numbers on (key, position), in parallel: a map of every
-    /// row's key, one `Vec<String>` each, was most of the time spent on the snapshots.
+    /// row's key would allocate a `Vec<String>` for each row and hash them all.
     fn snapshot_keys<T: Sync>(&mut self, feed: Feed, candidates: Vec<Candidate<T>>) -> Vec<T> {
         let key = |i: usize| {
             let cells = &candidates[i].cells;
@@ -559,11 +559,11 @@ impl Validator {
         let first = windows.clone().next().unwrap_or_default();
         let mut current = windows.next().map(|w| read_window(store, ctx, w)).unwrap_or_default();
         // Sized once for the whole feed, from the first window's rows per byte: grown by
-        // doubling instead, the id map re-hashed every id's string at each growth (a tenth of
-        // validation) and the row vector copied itself and over-allocated up to twice. An
-        // over-estimate (later files of sparser rows) costs address space, not memory: pages
-        // are touched as rows arrive. A reservation the system refuses is skipped, and the
-        // collections grow as before.
+        // doubling instead, the id map would re-hash every id's string at each growth and the
+        // row vector would copy itself and over-allocate up to twice. An over-estimate (later
+        // files of sparser rows) costs address space, not memory: pages are touched as rows
+        // arrive. A reservation the system refuses is skipped, and the collections grow by
+        // doubling.
         let expected = expected_rows(files, first, &current);
         let _ = held.try_reserve(expected);
         let mut accepted = match spill.as_ref().filter(|s| expected as u64 > s.above_rows) {
@@ -712,8 +712,8 @@ struct TxCandidate {
 }
 
 /// The raw cells of a refund that `REFUND_MISMATCH` may quote, in one allocation: refunds
-/// wait for every sale to be read, and at 100 M lines about 3 M of them are held at once (as
-/// twelve `String`s each they took about 2 GB).
+/// wait for every sale to be read, so a large run holds millions of them at once, and a
+/// `String` per cell would add an allocation and a 24-byte header for each cell.
 struct Quoted {
     text: Box<str>,
     /// End of each of [`Quoted::COLUMNS`]' cells in `text`.

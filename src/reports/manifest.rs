@@ -103,8 +103,8 @@ impl Manifest {
     }
 
     /// The manifest as serde_json's pretty JSON and a new line, in pieces to be written one
-    /// after the other. The outputs (five lines for each file written: 1.5 M files at 30 M
-    /// transaction lines, 270 MB) are rendered in parallel, in serde_json's layout.
+    /// after the other. The outputs (five lines for each file written, and a large run writes
+    /// hundreds of thousands of files) are rendered in parallel, in serde_json's layout.
     pub(crate) fn json_parts(&mut self) -> Vec<Vec<u8>> {
         use rayon::prelude::*;
         // The outputs' key at the top level: inside a string a quote is escaped, so this

@@ -106,10 +106,10 @@ pub(crate) fn encode(chunk: Chunk, schema: &Arc<Schema>) -> Result<Encoded> {
 /// The CSV bytes of a run of consecutive partners, read from a report's staged CSV (written
 /// with segments) in one read per program: a partner's rows of one program lie together, and
 /// the partners of a run lie together in the program's part of the report (it is sorted by
-/// program, then partner). Read partner by partner instead, a run's many small reads came from
-/// two threads out of order, defeating the kernel's readahead: at 30 M lines, where the report
-/// no longer stays in the page cache until its exports are cut, that was gigabytes of small
-/// reads and seconds of I/O wait.
+/// program, then partner). Read partner by partner instead, a run's many small reads would come
+/// from two threads out of order, defeating the kernel's readahead: in a large run, where the
+/// report does not stay in the page cache until its exports are cut, each of them would wait
+/// on the disk.
 pub(crate) struct Run {
     /// Per program: the offset of its bytes in the CSV, and the bytes.
     parts: Vec<(u64, Vec<u8>)>,

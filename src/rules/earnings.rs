@@ -173,7 +173,7 @@ pub(crate) fn earnings<'a>(
     // ids are never hashed or compared as strings.
     let mut considered: HashMap<u32, (usize, &Lever, bool, Period)> =
         HashMap::with_capacity_and_hasher(transactions.len(), Default::default());
-    // Sized once (most sales earn): grown by doubling, a piece's lines were copied over and over.
+    // Sized once (most sales earn): grown by doubling, a piece's lines would be copied over and over.
     let mut pending: Vec<Pending> = Vec::with_capacity(transactions.len());
 
     for &t in transactions.iter().filter(|t| t.transaction_type == TransactionType::Sale) {

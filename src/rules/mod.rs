@@ -90,8 +90,8 @@ enum Rows<'a> {
 ///
 /// A transaction's reseller and provider ids are the accepted partners' own interned handles
 /// (validation hands them out), and partners are interned first, so their handles are small
-/// numbers: a row's partner is an array read, not a string hash and compare (those were a
-/// fifth of the rules stage's first 30 s at 10 M lines). Any other handle to an equal string
+/// numbers: a row's partner is an array read, not a string hash and compare (which would read
+/// the id's bytes, wherever they lie, on every row). Any other handle to an equal string
 /// (a fresh copy) falls back to the map by id.
 struct Positions<'a> {
     by_handle: Vec<u32>,
@@ -316,10 +316,9 @@ impl<'a> Plan<'a> {
     /// copied out of the rows in memory.
     ///
     /// In memory a year's rows are held in delivery order, so a piece's rows are scattered over
-    /// gigabytes, and every pass over them (the rule's, the sort's, the encoders') missed the
-    /// cache on each row: at 30 M lines, loads of a row's first field were 40 % of the earnings
-    /// rule's time and half of the earning id's. Copied together once (a short loop, whose
-    /// misses overlap), the later passes read a few contiguous MB.
+    /// gigabytes, and every pass over them in place (the rule's, the sort's, the encoders')
+    /// would miss the cache on each row. Copied together once (a short loop, whose misses
+    /// overlap), the later passes read a few contiguous MB.
     pub(crate) fn load(&self, p: usize, r: usize) -> Result<Vec<Transaction>> {
         match &self.rows {
             Rows::Memory { transactions, by_reseller, by_provider } => {

@@ -4,14 +4,13 @@
 //! partner types with several programs), yet a buffered write copies every byte into a newly
 //! allocated page-cache page first. On the virtual machines this job runs on, touching those fresh
 //! pages is slow: the guest hands free memory back to the host (free page reporting), so each new
-//! page is a trip to the host. `dd` wrote 4 GB to a new ext4 in 15-20 s of kernel CPU buffered and
-//! in 0.12 s of CPU (2.3 s wall) with `O_DIRECT`. At 30 M transaction lines the reports are about
-//! 13 GB. So a local report file is written with `O_DIRECT` in aligned 4 MiB blocks by a thread of
-//! its own (two blocks in turn: one filled while the other is on its way to the disk), and only its
-//! last partial block goes through the page cache. The larger export files ([`write_parts`]) are
-//! written direct too; a small one is cheaper buffered. Where the file system refuses `O_DIRECT`
-//! (at the open or at a write: some network and FUSE file systems) the file is written buffered;
-//! the bytes are the same either way.
+//! page is a trip to the host, and a large run's gigabytes of reports cost many times the kernel
+//! CPU buffered that they cost direct, where nothing is copied. So a local report file is written
+//! with `O_DIRECT` in aligned 4 MiB blocks by a thread of its own (two blocks in turn: one filled
+//! while the other is on its way to the disk), and only its last partial block goes through the
+//! page cache. The larger export files ([`write_parts`]) are written direct too; a small one is
+//! cheaper buffered. Where the file system refuses `O_DIRECT` (at the open or at a write: some
+//! network and FUSE file systems) the file is written buffered; the bytes are the same either way.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -245,7 +244,7 @@ impl Drop for DirectWriter {
 
 /// Export files of at least this many bytes are written direct by [`write_parts`]. Below it
 /// a buffered write costs less: a direct one waits for the disk and allocates its blocks at
-/// once (100 000 files of 9 000 bytes took 5.9 s of kernel CPU direct, 3.4 s buffered).
+/// once, which for a small file costs more than the page-cache copy it saves.
 const PARTS_DIRECT_MIN: usize = 32 << 10;
 
 /// Opens `path` for writing with `O_DIRECT` (a new file, or one truncated): `None` where the
@@ -362,13 +361,13 @@ pub(crate) fn write_parts(path: &Path, parts: &[bytes::Bytes]) -> std::io::Resul
 /// The exports are about a million small files that this run never reads again; kept, their
 /// pages grow the page cache by gigabytes of freshly allocated memory, which on this job's
 /// virtual machines is slow to touch (see the module's doc). Dropping a file's pages once the
-/// kernel has written them back lets the next files reuse them: 300 000 folders of five small
-/// files took 72.8-80.7 s of the machine's CPU with drop-behind against 88.7-98.7 s without.
-/// The drop trails the writes by `lag` bytes, more than the kernel keeps dirty before it
-/// starts writing back (a tenth of the memory by default), so that it finds clean pages: a
-/// dirty page is not dropped but sent to the disk early, in a small write of its own (a lag
-/// a third as long cost more than no drop-behind at all). The price is the paths of the files
-/// held: about 0.1 GB at most over eight writers (one path per 4 KiB page held).
+/// kernel has written them back lets the next files reuse pages already allocated, which costs
+/// less CPU than touching fresh ones. The drop trails the writes by `lag` bytes, more than the
+/// kernel keeps dirty before it starts writing back (a tenth of the memory by default), so
+/// that it finds clean pages: a dirty page is not dropped but sent to the disk early, in a
+/// small write of its own (with a lag too short, those writes cost more than the drops save).
+/// The price is the paths of the files held: at most one path per 4 KiB page held, a small
+/// fraction of the pages' own memory.
 pub(crate) struct DropBehind {
     lag: u64,
     held: u64,
