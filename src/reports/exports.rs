@@ -2,6 +2,9 @@
 //! accepted partner with its own rows only, and `access.csv` saying which of its users may
 //! open which file. A partner id is data, never a path: the folder name percent-encodes every
 //! byte outside `[A-Za-z0-9._~-]`, so `../x` becomes `..%2Fx` and cannot leave the folder.
+//!
+//! A folder holds the partner's file of each exported report (declared with the report, in
+//! [`REPORTS`]) and the files made from the partner itself, declared in [`PARTNER_FILES`].
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -29,6 +32,46 @@ pub(crate) fn folder_name(partner_id: &str) -> String {
     s
 }
 
+/// A file of every partner's folder made from the partner rather than cut from a report.
+pub(crate) struct PartnerFile {
+    pub(crate) name: &'static str,
+    /// Who may open it (it is listed in `access.csv` accordingly).
+    pub(crate) export: Export,
+    /// Its row count and bytes.
+    make: fn(&Owner) -> (u64, Vec<u8>),
+}
+
+/// The partner whose folder a [`PartnerFile`] is made for.
+pub(crate) struct Owner<'p> {
+    id: &'p str,
+    users: &'p [&'p User],
+    /// Every file of the folder and who may open it, sorted by name.
+    files: &'p [(String, Export)],
+}
+
+/// The partner files of every folder, after the exported reports' files.
+pub(crate) const PARTNER_FILES: [PartnerFile; 1] = [ACCESS];
+
+/// `access.csv`: which of the partner's users may open which file of its folder.
+const ACCESS: PartnerFile = PartnerFile {
+    name: "access.csv",
+    export: Export::AllUsers,
+    make: |p| {
+        let t = access(p.id, p.users, p.files);
+        (t.rows() as u64, csv_out::to_csv(&t))
+    },
+};
+
+/// Every file of a partner's folder (the exported reports' and [`PARTNER_FILES`]) and who may
+/// open it, sorted by name.
+fn folder_files() -> Vec<(String, Export)> {
+    let mut files: Vec<(String, Export)> =
+        exported().map(|r| (format!("{}.csv", r.name), r.export)).collect();
+    files.extend(PARTNER_FILES.iter().map(|f| (f.name.to_string(), f.export)));
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
+
 /// Whether a role may open a file of the folder exported as `export`.
 fn may_open(role: Role, export: Export) -> bool {
     match export {
@@ -38,16 +81,12 @@ fn may_open(role: Role, export: Export) -> bool {
     }
 }
 
-/// The `access.csv` table of one partner: every file of the folder (the exported reports' and
-/// `access.csv` itself, which every user may open) that each of its users may open.
-fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
-    let mut files: Vec<(String, Export)> =
-        exported().map(|r| (format!("{}.csv", r.name), r.export)).collect();
-    files.push(("access.csv".into(), Export::AllUsers));
-    files.sort_by(|a, b| a.0.cmp(&b.0));
+/// The `access.csv` table of one partner: every file of the folder (`files`, sorted) that each
+/// of its users may open.
+fn access<'u>(partner_id: &'u str, users: &[&'u User], files: &'u [(String, Export)]) -> Table<'u> {
     let mut rows: Vec<(&str, Role, &str)> = Vec::new();
     for u in users {
-        for (f, export) in &files {
+        for (f, export) in files {
             if may_open(u.role, *export) {
                 rows.push((&u.user_id, u.role, f));
             }
@@ -69,7 +108,7 @@ fn access<'u>(partner_id: &'u str, users: &[&'u User]) -> Table<'u> {
 }
 
 /// Makes partners' export folders: for the partner at a position of the sorted partner ids,
-/// its file of each exported report, then its `access.csv`.
+/// its file of each exported report, then its [`PARTNER_FILES`].
 pub(crate) struct Exporter<'a> {
     run_date: chrono::NaiveDate,
     /// Every accepted partner id, sorted: a partner is named by its position in it.
@@ -77,6 +116,8 @@ pub(crate) struct Exporter<'a> {
     /// The exported reports' names ([`exported`] order) and CSV headers.
     reports: Vec<(&'static str, bytes::Bytes)>,
     users_of: HashMap<&'a str, Vec<&'a User>>,
+    /// See [`folder_files`].
+    files: Vec<(String, Export)>,
 }
 
 impl<'a> Exporter<'a> {
@@ -91,7 +132,7 @@ impl<'a> Exporter<'a> {
             users_of.entry(&u.partner_id).or_default().push(u);
         }
         let reports = reports.into_iter().map(|(name, header)| (name, header.into())).collect();
-        Exporter { run_date, partner_ids, reports, users_of }
+        Exporter { run_date, partner_ids, reports, users_of, files: folder_files() }
     }
 
     /// Every accepted partner id, sorted.
@@ -118,12 +159,12 @@ impl<'a> Exporter<'a> {
                 (format!("{path}/{report}.csv"), rows, bytes)
             })
             .collect();
-        let access = access(id, self.users_of.get(id).map(Vec::as_slice).unwrap_or_default());
-        files.push((
-            format!("{path}/access.csv"),
-            access.rows() as u64,
-            vec![csv_out::to_csv(&access).into()],
-        ));
+        let users = self.users_of.get(id).map(Vec::as_slice).unwrap_or_default();
+        let owner = Owner { id, users, files: &self.files };
+        for f in &PARTNER_FILES {
+            let (rows, bytes) = (f.make)(&owner);
+            files.push((format!("{path}/{}", f.name), rows, vec![bytes.into()]));
+        }
         Folder { path, files }
     }
 
@@ -187,7 +228,8 @@ mod tests {
             User { user_id: "a@x".into(), partner_id: "P".into(), role: Role::IncentiveAdmin },
         ];
         let refs: Vec<&User> = users.iter().collect();
-        let text = String::from_utf8(csv_out::to_csv(&access("P", &refs))).unwrap();
+        let files = folder_files();
+        let text = String::from_utf8(csv_out::to_csv(&access("P", &refs, &files))).unwrap();
         assert_eq!(
             text,
             "partner_id,user_id,role,file\n\
@@ -198,7 +240,7 @@ mod tests {
              P,b@x,incentive_user,earnings.csv\nP,b@x,incentive_user,unearned.csv\n"
         );
         assert_eq!(
-            String::from_utf8(csv_out::to_csv(&access("P", &[]))).unwrap(),
+            String::from_utf8(csv_out::to_csv(&access("P", &[], &files))).unwrap(),
             "partner_id,user_id,role,file\n"
         );
     }
