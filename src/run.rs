@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::feeds::tables::Transaction;
 use crate::feeds::{self, Ingest, Landing};
 use crate::publish::Publication;
-use crate::reports::manifest::{Manifest, ProgramFile};
+use crate::reports::manifest::{self, Manifest};
 use crate::reports::outputs::{EncodedGroup, Outputs, Written};
 use crate::rules;
 use crate::store::Store;
@@ -161,7 +161,7 @@ fn run_id(run_date: NaiveDate, ingest: &Ingest, programs: &[Program]) -> String 
 
 /// The daily job: validate, apply the rules, write every report, then publish atomically.
 pub(crate) fn run(opts: &Options) -> Result<Outcome> {
-    let started_at = now();
+    let started_at = manifest::now();
     let mut progress = Progress::new(opts.progress);
     progress.stage("reading programs and listing the landing zone");
     let p = prepare(opts)?;
@@ -215,26 +215,8 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     tracing::debug!(computing_s = %format!("{computing:.1}"), "rules applied and rows encoded");
     progress.stage("writing the exports");
     let Written { outputs, paths: mut written } = outputs.finish(&encoder, &ingest.rejects)?;
-    let (inputs, ignored, skipped, totals) = Manifest::inputs(&ingest);
-    let mut manifest = Manifest {
-        run_date: d.to_string(),
-        run_id,
-        published_from: publication.staging().to_string(),
-        started_at,
-        finished_at: now(),
-        program_version: env!("CARGO_PKG_VERSION").into(),
-        programs: p
-            .programs
-            .iter()
-            .map(|p| (p.file.clone(), ProgramFile { id: p.id.clone(), sha256: p.sha256.clone() }))
-            .collect(),
-        data_as_of: data_as_of.map(|d| d.to_string()),
-        inputs,
-        ignored,
-        skipped,
-        outputs,
-        totals,
-    };
+    let mut manifest =
+        Manifest::new(d, run_id, publication.staging(), started_at, &p.programs, &ingest, outputs);
     let path = crate::publish::manifest_path(d);
     let mut file = publication.create(&path)?;
     for part in manifest.json_parts() {
@@ -257,8 +239,3 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
 /// Pieces of the rules (see [`rules::Plan`]) computed and encoded at a time, while the group
 /// before them is written: enough to keep every core busy, few enough to bound memory.
 const PIECES_IN_FLIGHT: usize = 8;
-
-/// The current time, RFC 3339 in UTC: only the manifest carries wall-clock time.
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use chrono::NaiveDate;
+
+use crate::config::Program;
 use crate::feeds::Ingest;
 
 #[derive(Debug, Serialize)]
@@ -63,9 +66,47 @@ pub(crate) struct Manifest {
     pub(crate) totals: Totals,
 }
 
+/// The current time, RFC 3339 in UTC: only the manifest carries wall-clock time.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 impl Manifest {
+    /// The manifest of run `run_id` of `run_date`, finished now: what it read (`programs`,
+    /// `ingest`), counted and wrote (`outputs`), published from the staging prefix
+    /// `published_from`.
+    pub(crate) fn new(
+        run_date: NaiveDate,
+        run_id: String,
+        published_from: &str,
+        started_at: String,
+        programs: &[Program],
+        ingest: &Ingest,
+        outputs: BTreeMap<String, Output>,
+    ) -> Manifest {
+        let (inputs, ignored, skipped, totals) = Manifest::inputs(ingest);
+        Manifest {
+            run_date: run_date.to_string(),
+            run_id,
+            published_from: published_from.to_string(),
+            started_at,
+            finished_at: now(),
+            program_version: env!("CARGO_PKG_VERSION").into(),
+            programs: programs
+                .iter()
+                .map(|p| (p.file.clone(), ProgramFile { id: p.id.clone(), sha256: p.sha256.clone() }))
+                .collect(),
+            data_as_of: ingest.data_as_of().map(|d| d.to_string()),
+            inputs,
+            ignored,
+            skipped,
+            outputs,
+            totals,
+        }
+    }
+
     /// The input side of the manifest from what ingestion counted.
-    pub(crate) fn inputs(ingest: &Ingest) -> (BTreeMap<String, Input>, Vec<Listed>, Vec<Listed>, Totals) {
+    fn inputs(ingest: &Ingest) -> (BTreeMap<String, Input>, Vec<Listed>, Vec<Listed>, Totals) {
         let inputs = ingest
             .files
             .iter()
