@@ -236,7 +236,7 @@ impl<'p> Outputs<'p> {
     /// exported while the rules ran, waits for the folder writers, and returns every file
     /// staged.
     pub(crate) fn finish(self, encoder: &Encoder, rejects: &[Reject]) -> Result<Written> {
-        let Outputs { publication, run_date, metadata, writers, folders, busy } = self;
+        let Outputs { publication, run_date, metadata, writers, mut folders, busy } = self;
         let mut written = Written { outputs: BTreeMap::new(), paths: Vec::new() };
         for (r, b) in REPORTS.iter().zip(&busy) {
             let b = b.load(Ordering::Relaxed) as f64 / 1e6;
@@ -257,7 +257,6 @@ impl<'p> Outputs<'p> {
         let started = std::time::Instant::now();
         let late: Vec<usize> =
             (0..encoder.exporter.partner_ids().len()).filter(|&i| !encoder.exported_early(i)).collect();
-        let mut folders = folders;
         late_exports(publication, encoder, &reports, &late, &mut folders)?;
         let mut exports = folders.finish()?;
         exports.sort_unstable_by(|a, b| a.path.cmp(&b.path));
