@@ -15,7 +15,8 @@ use crate::run::{self, Options, Outcome};
 /// eligibility, computes earnings and payouts, and writes reports for finance and BI.
 ///
 /// Exit codes: 0 ok; 1 finished with rejected rows under --strict; 2 error (unreadable file,
-/// I/O); 78 invalid configuration (program files, arguments).
+/// I/O, another run of the date in progress); 78 invalid configuration (program files,
+/// arguments, an unusable location).
 #[derive(Debug, Parser)]
 #[command(name = "incentives", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -170,7 +171,14 @@ fn init_logging(cli: &Cli) {
 /// Parses the command line, runs the command and returns the exit code. Errors are printed
 /// here, once.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are answers, not errors; a usage error is invalid configuration.
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(78) } else { ExitCode::SUCCESS };
+        }
+    };
     init_logging(&cli);
     let (args, result) = match &cli.command {
         Command::Validate(a) => (a, run::validate(&a.options(cli.quiet))),

@@ -35,13 +35,9 @@ impl Local {
         if create {
             std::fs::create_dir_all(dir).map_err(Error::io("cannot create folder", format!("'{path}'")))?;
         } else if !dir.is_dir() {
-            let kind =
-                if dir.exists() { std::io::ErrorKind::NotADirectory } else { std::io::ErrorKind::NotFound };
-            return Err(Error::Io {
-                action: "opening",
-                path: format!("'{uri}'"),
-                source: std::io::Error::new(kind, "not a folder"),
-            });
+            // An unusable location is the operator's to fix, like a bad argument.
+            let what = if dir.exists() { "not a folder" } else { "no such folder" };
+            return Err(Error::config(format!("location '{uri}': {what}")));
         }
         Ok(Local { root: dir.to_path_buf(), display: display.to_string() })
     }

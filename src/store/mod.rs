@@ -22,7 +22,7 @@ use std::io::{Read, Write};
 
 use bytes::Bytes;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One file found under a store's prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +162,9 @@ impl Store {
     }
 
     fn from_uri(uri: &str, create: bool) -> Result<Store> {
+        if uri.trim().is_empty() {
+            return Err(Error::config("an empty location: give a folder or a URL"));
+        }
         let local = match uri.split_once("://") {
             Some(("file", rest)) => percent_decode(rest),
             Some((scheme, rest)) => {
@@ -311,7 +314,6 @@ impl ReadAt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
 
     #[test]
     fn round_trips_and_lists_local_files_with_any_name() {

@@ -66,7 +66,7 @@ fn invalid_programs_exit_78_listing_every_problem() {
 #[test]
 fn bad_run_date_is_quoted() {
     let o = incentives(&["validate", "--date", "2026-13-01"]);
-    assert_eq!(o.status.code(), Some(2), "clap usage errors exit 2");
+    assert_eq!(o.status.code(), Some(78), "a usage error is invalid configuration");
     assert!(stderr(&o).contains("invalid run date '2026-13-01': expected YYYY-MM-DD"), "{}", stderr(&o));
 }
 
@@ -96,10 +96,26 @@ fn an_unreadable_file_exits_2_naming_it_and_keep_going_skips_it() {
 }
 
 #[test]
-fn a_missing_landing_zone_exits_2() {
+fn a_missing_landing_zone_is_an_unusable_location_exit_78() {
     let o = incentives(&["validate", "--input", "/no/such/landing"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(78));
     assert!(stderr(&o).contains("/no/such/landing"));
+}
+
+#[test]
+fn usage_errors_and_unusable_locations_exit_78_help_and_version_0() {
+    for args in
+        [&["run", "--no-such-flag"][..], &["frobnicate"], &["run", "--output", ""], &["run", "--output", " "]]
+    {
+        let o = incentives(args);
+        assert_eq!(o.status.code(), Some(78), "{args:?}: {}", stderr(&o));
+    }
+    assert!(stderr(&incentives(&["run", "--output", ""])).contains("an empty location"));
+    for args in [&["--help"][..], &["run", "--help"], &["--version"]] {
+        let o = incentives(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(!stdout(&o).is_empty(), "{args:?} prints to stdout");
+    }
 }
 
 #[test]
