@@ -38,6 +38,10 @@ impl EarningType {
     }
 }
 
+/// The longest payout lag a program may set: ten years keeps every payment date a real date
+/// of a plausible plan (a lag of 2^31 - 1 would pay in the year 262142).
+pub(crate) const MAX_PAYOUT_LAG_MONTHS: u32 = 120;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tier {
     /// Kept exactly as written (the spec limits the digits of rates only).
@@ -262,11 +266,11 @@ pub fn parse_program(file: &str, bytes: &[u8]) -> Result<Program, Vec<String>> {
         &[("month", EarningPeriod::Month), ("quarter", EarningPeriod::Quarter)],
     );
     let payout_lag_months = match c.get(&table, "payout_lag_months", "") {
-        Some(Value::Integer(i)) if (0..=i64::from(u32::MAX)).contains(i) => Some(*i as u32),
+        Some(Value::Integer(i)) if (0..=i64::from(MAX_PAYOUT_LAG_MONTHS)).contains(i) => Some(*i as u32),
         Some(v) => {
             c.problem(
                 "payout_lag_months",
-                format!("expected a non-negative whole number of months, found {v}"),
+                format!("expected a whole number of months from 0 to {MAX_PAYOUT_LAG_MONTHS}, found {v}"),
             );
             None
         }
@@ -570,12 +574,18 @@ rate = 0.02
         assert!(parse_program("x.toml", with_x.as_bytes()).is_ok());
         let fine = GOOD
             .replace("\"100.00\"", "\"100.123456789\"")
-            .replace("payout_lag_months = 2", "payout_lag_months = 240");
+            .replace("payout_lag_months = 2", "payout_lag_months = 120");
         let p = parse_program("f.toml", fine.as_bytes()).unwrap();
         assert_eq!(
             (p.minimum_payout_usd, p.payout_lag_months),
-            (Fixed(100_123_456_789 * decimal::pow10(9)), 240)
+            (Fixed(100_123_456_789 * decimal::pow10(9)), 120)
         );
+        // Past ten years a payment date is not a plan but a typo (2147483647 would pay in 262142).
+        for lag in ["121", "2147483647"] {
+            let long = GOOD.replace("payout_lag_months = 2", &format!("payout_lag_months = {lag}"));
+            let problems = parse_program("l.toml", long.as_bytes()).unwrap_err();
+            assert!(problems.iter().any(|p| p.contains("from 0 to 120")), "{lag}: {problems:#?}");
+        }
     }
 
     #[test]
