@@ -154,6 +154,8 @@ pub(crate) struct Publication {
     /// The staging prefix the previous manifest was published from (kept for its readers).
     previous: Option<String>,
     checkpoints: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Whether [`Publication::commit`] published the run (else dropping it removes its staging).
+    committed: bool,
     _lock: Lock,
 }
 
@@ -288,6 +290,36 @@ impl std::io::Write for StagedFile {
     }
 }
 
+/// Removes the staging of runs of `date` that did not publish (a full disk, a crash) since the
+/// published run staged under `published` (or, when nothing of the date is published, every
+/// staging of it): their staging ids sort after the published one's, as ids begin with the
+/// run's start time, and under the date's lock no other run is writing. Left there, a failed run's files could keep
+/// the disk full for every later run. The published run and the one it replaced stay for their
+/// readers (see [`Publication::commit`]).
+fn remove_failed_runs(store: &Store, date: NaiveDate, published: Option<&str>) -> Result<()> {
+    let dir = format!("_runs/{date}");
+    for name in store.children(&dir)? {
+        let run = format!("{dir}/{name}");
+        if published.is_none_or(|p| run.as_str() > p) {
+            tracing::warn!(
+                "removing the staging of a run of {date} that did not publish: {}",
+                store.display(&run)
+            );
+            store.delete_all(&run)?;
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Publication {
+    /// A run that stops before publishing (an error unwinds to here) removes what it staged.
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = self.store.delete_all(&self.staging);
+        }
+    }
+}
+
 /// Where a date's manifest lives.
 pub(crate) fn manifest_path(date: NaiveDate) -> String {
     format!("runs/{date}/manifest.json")
@@ -304,6 +336,13 @@ impl Publication {
                 .ok()
                 .and_then(|m| m["published_from"].as_str().map(str::to_string))
         });
+        match (&seen, &previous) {
+            // Nothing of the date is published: every staging of it is a failed run's.
+            (None, _) => remove_failed_runs(store, date, None)?,
+            (Some(_), Some(published)) => remove_failed_runs(store, date, Some(published))?,
+            // A manifest that does not say where it was published from: touch nothing.
+            (Some(_), None) => {}
+        }
         Ok(Publication {
             store: store.clone(),
             date,
@@ -312,6 +351,7 @@ impl Publication {
             manifest_seen: seen.map(|(_, v)| v),
             previous,
             checkpoints: Default::default(),
+            committed: false,
             _lock: lock,
         })
     }
@@ -388,6 +428,7 @@ impl Publication {
             self.previous = Some(previous);
         }
         self.collect_garbage();
+        self.committed = true;
         Ok(())
     }
 
@@ -486,5 +527,50 @@ mod tests {
         .to_string();
         assert!(err.contains("partner_id=B"), "{err}");
         assert!(root.join("exports/run_date=2026-09-01/partner_id=A/a.csv").is_file());
+    }
+
+    #[test]
+    fn a_run_that_does_not_publish_leaves_no_staging_and_the_next_removes_a_crashed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("_runs/2026-09-01");
+        let p = publication(dir.path());
+        let mut f = p.create("earnings/run_date=2026-09-01/earnings.csv").unwrap();
+        std::io::Write::write_all(&mut f, b"a\n").unwrap();
+        drop(f);
+        assert!(dir.path().join(p.staging()).is_dir());
+        drop(p); // an error unwinding: nothing published
+        assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 0, "the failed run's staging is gone");
+
+        // Two published runs, then a run killed before publishing (its staging is left).
+        for _ in 0..2 {
+            let mut p = publication(dir.path());
+            let mut f = p.create("runs/2026-09-01/manifest.json").unwrap();
+            let manifest = serde_json::json!({ "published_from": p.staging() });
+            std::io::Write::write_all(&mut f, manifest.to_string().as_bytes()).unwrap();
+            p.finish(f).unwrap();
+            p.commit().unwrap();
+        }
+        let mut published: Vec<String> = std::fs::read_dir(&runs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        published.sort();
+        assert_eq!(published.len(), 2, "the published run and the one it replaced");
+        let crashed = runs.join("99991231T000000.000000Z-1");
+        std::fs::create_dir_all(crashed.join("earnings")).unwrap();
+        std::fs::write(crashed.join("earnings/x.csv"), b"partial").unwrap();
+        let p = publication(dir.path());
+        assert!(!crashed.exists(), "the crashed run's staging is removed under the lock");
+        for name in &published {
+            assert!(runs.join(name).is_dir(), "{name} stays for its readers");
+        }
+        drop(p);
+
+        // A manifest that does not name its staging: nothing is removed.
+        std::fs::create_dir_all(&crashed).unwrap();
+        let live = dir.path().join("_current/2026-09-01/runs/2026-09-01/manifest.json");
+        std::fs::write(&live, b"{}").unwrap();
+        drop(publication(dir.path()));
+        assert!(crashed.is_dir(), "kept when the published run cannot be told");
     }
 }
