@@ -124,6 +124,22 @@ pub(crate) struct CommonArgs {
     /// Folder for the spill files (unlinked as soon as made).
     #[arg(long, value_name = "DIR", env = "INCENTIVES_SPILL_DIR")]
     pub(crate) spill_dir: Option<std::path::PathBuf>,
+
+    /// `run`: publish even when the landing zone has no transaction file for the date (else
+    /// the run stops with exit 2: a missing mount would publish empty reports).
+    #[arg(long)]
+    pub(crate) allow_empty: bool,
+
+    /// `run`: publish even when far fewer transactions are accepted than in the latest
+    /// published run of the output location (see --shrink-limit).
+    #[arg(long)]
+    pub(crate) allow_shrink: bool,
+
+    /// `run`: stop (exit 2) when the accepted transactions are fewer than this percentage of
+    /// the latest published run's, on or before the run date, at the output location.
+    #[arg(long, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100),
+          env = "INCENTIVES_SHRINK_LIMIT")]
+    pub(crate) shrink_limit: u8,
 }
 
 fn parse_run_date(s: &str) -> Result<NaiveDate, String> {
@@ -143,6 +159,11 @@ impl CommonArgs {
             spill: crate::feeds::validate::SpillPolicy {
                 above_rows: self.spill_above,
                 dir: self.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
+            },
+            guard: crate::run::Guard {
+                allow_empty: self.allow_empty,
+                allow_shrink: self.allow_shrink,
+                shrink_limit: self.shrink_limit,
             },
         }
     }

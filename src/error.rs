@@ -56,6 +56,11 @@ pub enum Error {
     #[error("{0}")]
     Locked(String),
 
+    /// The inputs look like a fault upstream (no transaction file, far fewer rows than the last
+    /// published run): publishing them would replace good reports with nonsense (exit 2).
+    #[error("{0}")]
+    Refused(String),
+
     /// A bug: an invariant of our own code does not hold, or a library refused what we
     /// built (exit 2).
     #[error("internal error (please report): {what}")]

@@ -33,6 +33,77 @@ pub(crate) struct Options {
     pub(crate) progress: bool,
     /// When the accepted transactions go to a local file instead of memory.
     pub(crate) spill: feeds::validate::SpillPolicy,
+    pub(crate) guard: Guard,
+}
+
+/// When a run refuses to publish inputs that look like a fault upstream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Guard {
+    /// Publish even without any transaction file for the date.
+    pub(crate) allow_empty: bool,
+    /// Publish even with far fewer accepted transactions than the latest published run.
+    pub(crate) allow_shrink: bool,
+    /// "Far fewer": below this percentage of the latest published run's.
+    pub(crate) shrink_limit: u8,
+}
+
+impl Guard {
+    /// Refuses a run whose landing zone gave no transaction file, or whose accepted
+    /// transactions fell below the limit against the latest run published at `out` on or
+    /// before `date`, unless told that it is intended.
+    fn check(&self, out: &Store, date: NaiveDate, ingest: &Ingest) -> Result<()> {
+        let files = ingest.files.iter().filter(|f| f.feed == feeds::Feed::Transactions).count();
+        if files == 0 && !self.allow_empty {
+            return Err(Error::Refused(format!(
+                "no transaction file on or before {date} in the landing zone (a missing mount or an empty \
+                 delivery?): nothing was published over {}; give --allow-empty if that is intended",
+                out.display("")
+            )));
+        }
+        let accepted: u64 =
+            ingest.files.iter().filter(|f| f.feed == feeds::Feed::Transactions).map(|f| f.accepted).sum();
+        let Some((previous, before)) = latest_published(out, date)? else { return Ok(()) };
+        if !self.allow_shrink
+            && u128::from(accepted) * 100 < u128::from(before) * u128::from(self.shrink_limit)
+        {
+            return Err(Error::Refused(format!(
+                "{accepted} transactions accepted for {date}, fewer than {}% of the {before} of the run \
+                 published for {previous}: nothing was published over {}; give --allow-shrink if that \
+                 is intended (--shrink-limit sets the percentage)",
+                self.shrink_limit,
+                out.display("")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The latest run published at `out` dated on or before `date`, and the transactions it
+/// accepted (its manifest's inputs).
+fn latest_published(out: &Store, date: NaiveDate) -> Result<Option<(NaiveDate, u64)>> {
+    let mut dates: Vec<NaiveDate> = out
+        .children("runs")?
+        .iter()
+        .filter_map(|d| crate::model::dates::parse_date(d))
+        .filter(|d| *d <= date)
+        .collect();
+    dates.sort_unstable();
+    for d in dates.into_iter().rev() {
+        let Some((bytes, _)) = out.get_if_exists(&crate::publish::manifest_path(d))? else { continue };
+        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
+        let accepted = manifest["inputs"]
+            .as_object()
+            .map(|inputs| {
+                inputs
+                    .values()
+                    .filter(|i| i["feed"] == "transactions")
+                    .filter_map(|i| i["accepted"].as_u64())
+                    .sum()
+            })
+            .unwrap_or(0);
+        return Ok(Some((d, accepted)));
+    }
+    Ok(None)
 }
 
 /// What a run did.
@@ -170,6 +241,7 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     let mut publication = Publication::begin(&out, d)?;
     progress.stage(&format!("validating the feeds for {d}"));
     let ingest = ingest(&p, opts)?;
+    opts.guard.check(&out, d, &ingest)?;
     progress.stage("applying the rules and writing the reports");
     crate::allocator::keep_freed_memory_from_now();
     let data_as_of = ingest.data_as_of();

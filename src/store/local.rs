@@ -85,7 +85,8 @@ impl Backend for Local {
         match std::fs::read_dir(self.path(rel)) {
             Ok(entries) => Ok(entries
                 .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                // Links to folders count (a date's `runs/D` is one).
+                .filter(|e| e.path().is_dir())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),

@@ -187,3 +187,64 @@ fn a_spill_folder_that_cannot_be_used_exits_2_naming_it() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains(missing.to_str().unwrap()), "{}", stderr(&o));
 }
+
+#[test]
+fn an_empty_landing_zone_publishes_nothing_unless_allowed() {
+    let z = Zone::new(); // partners and rates, no transaction file
+    let out = tempfile::tempdir().unwrap();
+    let out_path = out.path().to_str().unwrap();
+    let o = incentives(&["run", "--input", z.path(), "--date", "2026-09-02", "--output", out_path]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no transaction file on or before 2026-09-02"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--allow-empty"), "{}", stderr(&o));
+    assert!(!out.path().join("runs").exists(), "nothing published");
+    let o = incentives(&[
+        "run",
+        "--input",
+        z.path(),
+        "--date",
+        "2026-09-02",
+        "--output",
+        out_path,
+        "--allow-empty",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.path().join("runs/2026-09-02/manifest.json").is_file());
+}
+
+#[test]
+fn far_fewer_transactions_than_the_last_published_run_publish_nothing_unless_allowed() {
+    let z = Zone::new();
+    let sale = |id: &str| format!("{id},2026-09-01,sale,,P1,,C1,S1,azure,1,10.00,USD\n");
+    z.put(
+        "transactions/2026-09-01.csv",
+        format!("{TX_HEADER}{}{}{}{}", sale("T1"), sale("T2"), sale("T3"), sale("T4")),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let out_path = out.path().to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--input", z.path(), "--date", "2026-09-02", "--output", out_path];
+        args.extend(extra);
+        incentives(&args)
+    };
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let manifest = || std::fs::read(out.path().join("runs/2026-09-02/manifest.json")).unwrap();
+    let published = manifest();
+
+    // The next delivery of the same date holds one of the four: below half, refused.
+    z.put("transactions/2026-09-01.csv", format!("{TX_HEADER}{}", sale("T1")));
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("1 transactions accepted for 2026-09-02, fewer than 50% of the 4"), "{err}");
+    assert!(err.contains("--allow-shrink"), "{err}");
+    assert_eq!(manifest(), published, "the published run is untouched");
+
+    // A lower limit, or saying it is intended, publishes.
+    let o = run(&["--shrink-limit", "25"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(&["--allow-shrink"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_ne!(manifest(), published);
+}
