@@ -331,10 +331,13 @@ impl Publication {
         let lock = Lock::acquire(store, date)?;
         let id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
         let seen = store.get_if_exists(&manifest_path(date))?;
+        /// The part of the manifest read here (its outputs are skipped, not built).
+        #[derive(serde::Deserialize)]
+        struct PublishedFrom {
+            published_from: Option<String>,
+        }
         let previous = seen.as_ref().and_then(|(bytes, _)| {
-            serde_json::from_slice::<serde_json::Value>(bytes)
-                .ok()
-                .and_then(|m| m["published_from"].as_str().map(str::to_string))
+            serde_json::from_slice::<PublishedFrom>(bytes).ok().and_then(|m| m.published_from)
         });
         match (&seen, &previous) {
             // Nothing of the date is published: every staging of it is a failed run's.

@@ -90,17 +90,20 @@ fn latest_published(out: &Store, date: NaiveDate) -> Result<Option<(NaiveDate, u
     dates.sort_unstable();
     for d in dates.into_iter().rev() {
         let Some((bytes, _)) = out.get_if_exists(&crate::publish::manifest_path(d))? else { continue };
-        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
-        let accepted = manifest["inputs"]
-            .as_object()
-            .map(|inputs| {
-                inputs
-                    .values()
-                    .filter(|i| i["feed"] == "transactions")
-                    .filter_map(|i| i["accepted"].as_u64())
-                    .sum()
-            })
-            .unwrap_or(0);
+        /// The part of a manifest read here: a large run's manifest lists hundreds of thousands
+        /// of outputs, which are skipped, not built.
+        #[derive(serde::Deserialize)]
+        struct Inputs {
+            inputs: std::collections::HashMap<String, Input>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Input {
+            feed: String,
+            accepted: u64,
+        }
+        let Ok(manifest) = serde_json::from_slice::<Inputs>(&bytes) else { continue };
+        let accepted =
+            manifest.inputs.values().filter(|i| i.feed == "transactions").map(|i| i.accepted).sum();
         return Ok(Some((d, accepted)));
     }
     Ok(None)
