@@ -289,9 +289,11 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     }
     tracing::debug!(computing_s = %format!("{computing:.1}"), "rules applied and rows encoded");
     progress.stage("writing the exports");
-    let Written { outputs, paths: mut written } = outputs.finish(&encoder, &ingest.rejects)?;
+    let Written { outputs, paths: mut written, export_folders } =
+        outputs.finish(&encoder, &ingest.rejects)?;
     let mut manifest =
         Manifest::new(d, run_id, publication.staging(), started_at, &p.programs, &ingest, outputs);
+    manifest.export_folders = export_folders;
     let path = crate::publish::manifest_path(d);
     let mut file = publication.create(&path)?;
     for part in manifest.json_parts() {

@@ -19,17 +19,52 @@ pub(crate) fn exported() -> impl Iterator<Item = &'static Report> {
     REPORTS.iter().copied().filter(|r| r.export != Export::No)
 }
 
-/// Folder name of a partner: `partner_id=` and the percent-encoded id.
-pub(crate) fn folder_name(partner_id: &str) -> String {
-    let mut s = String::from("partner_id=");
-    for b in partner_id.bytes() {
+/// The longest percent-encoded id a folder name holds whole. File systems take names of up to
+/// 255 bytes; with `partner_id=` this leaves room to spare.
+const MAX_ENCODED_ID: usize = 200;
+
+/// Of a longer id, the most of its encoding kept before the hash, in whole characters.
+const LONG_ID_PREFIX: usize = 180;
+
+/// Appends `s` percent-encoded: every byte outside `[A-Za-z0-9._~-]` as `%XX`.
+fn encode(s: &str, out: &mut String) {
+    for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"._~-".contains(&b) {
-            s.push(b as char);
+            out.push(b as char);
         } else {
-            s.push_str(&format!("%{b:02X}"));
+            out.push_str(&format!("%{b:02X}"));
         }
     }
-    s
+}
+
+/// Folder name of a partner: `partner_id=` and the percent-encoded id. An id whose encoding is
+/// longer than [`MAX_ENCODED_ID`] bytes (a 70-character id in a script of 3-byte characters)
+/// would not fit a file name: its folder is named by the start of its encoding, `~` and 32 hex
+/// digits of the SHA-256 of the whole id. Such a name is always longer than any whole encoding
+/// kept, so the two kinds cannot collide; `access.csv` inside and the manifest's
+/// `export_folders` name the full id.
+pub(crate) fn folder_name(partner_id: &str) -> String {
+    let mut encoded = String::with_capacity(partner_id.len());
+    encode(partner_id, &mut encoded);
+    if encoded.len() <= MAX_ENCODED_ID {
+        return format!("partner_id={encoded}");
+    }
+    let mut start = String::new();
+    for c in partner_id.chars() {
+        let mut one = String::new();
+        encode(c.encode_utf8(&mut [0; 4]), &mut one);
+        if start.len() + one.len() > LONG_ID_PREFIX {
+            break;
+        }
+        start.push_str(&one);
+    }
+    let hash = crate::digest::sha256_hex(partner_id.as_bytes());
+    format!("partner_id={start}~{}", &hash[..32])
+}
+
+/// Whether a partner's folder is named by a hash rather than its whole id (see [`folder_name`]).
+pub(crate) fn is_hashed(folder: &str) -> bool {
+    folder.len() > "partner_id=".len() + MAX_ENCODED_ID
 }
 
 /// A file of every partner's folder made from the partner rather than cut from a report.
@@ -210,6 +245,29 @@ pub(crate) fn csv_file(table: &Table) -> (u64, Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_too_long_for_a_file_name_get_a_readable_start_and_a_hash() {
+        let short = "a".repeat(MAX_ENCODED_ID);
+        assert_eq!(folder_name(&short), format!("partner_id={short}"), "a whole encoding that fits is kept");
+        for id in [
+            "P".repeat(300),
+            "P".repeat(1000),
+            "日本".repeat(40),
+            format!("{}{}", "x".repeat(179), "é".repeat(9)),
+        ] {
+            let name = folder_name(&id);
+            assert!(name.len() <= 255, "{} bytes", name.len());
+            assert!(is_hashed(&name) && !is_hashed(&folder_name(&short)));
+            assert!(!name[11..].contains('/') && !name.ends_with('%'));
+            // The start is readable: it decodes to the id's first characters.
+            let start = name[11..].split('~').next().unwrap();
+            assert!(id.starts_with(&crate::store::percent_decode(start)), "{name}");
+        }
+        let (a, b) = (format!("{}A", "P".repeat(300)), format!("{}B", "P".repeat(300)));
+        assert_ne!(folder_name(&a), folder_name(&b), "ids that share a long start stay apart");
+        assert_eq!(folder_name(&a), folder_name(&a.clone()), "deterministic");
+    }
 
     #[test]
     fn ids_are_encoded_so_they_cannot_escape_or_collide() {

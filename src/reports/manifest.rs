@@ -62,6 +62,10 @@ pub(crate) struct Manifest {
     pub(crate) inputs: BTreeMap<String, Input>,
     pub(crate) ignored: Vec<Listed>,
     pub(crate) skipped: Vec<Listed>,
+    /// Export folders named by a hash of their partner's id (ids too long for a file name, see
+    /// `exports::folder_name`): folder -> the full id. Absent when there are none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) export_folders: BTreeMap<String, String>,
     pub(crate) outputs: BTreeMap<String, Output>,
     pub(crate) totals: Totals,
 }
@@ -100,6 +104,7 @@ impl Manifest {
             inputs,
             ignored,
             skipped,
+            export_folders: BTreeMap::new(),
             outputs,
             totals,
         }
@@ -210,6 +215,7 @@ mod tests {
             inputs: BTreeMap::new(),
             ignored: vec![Listed { path: "outputs.csv".into(), reason: "\"outputs\": {}".into() }],
             skipped: Vec::new(),
+            export_folders: BTreeMap::new(),
             outputs: (0..outputs)
                 .map(|i| {
                     let name = format!("{i:06}/{}", names[i % names.len()]);

@@ -78,6 +78,8 @@ pub(crate) struct Written {
     pub(crate) outputs: BTreeMap<String, Output>,
     /// The paths, in the order they were completed.
     pub(crate) paths: Vec<String>,
+    /// Export folders named by a hash of their partner's id -> the full id.
+    pub(crate) export_folders: BTreeMap<String, String>,
 }
 
 /// The report writers, the export folder writers and the record of what they staged.
@@ -237,7 +239,15 @@ impl<'p> Outputs<'p> {
     /// staged.
     pub(crate) fn finish(self, encoder: &Encoder, rejects: &[Reject]) -> Result<Written> {
         let Outputs { publication, run_date, metadata, writers, mut folders, busy } = self;
-        let mut written = Written { outputs: BTreeMap::new(), paths: Vec::new() };
+        let export_folders = encoder
+            .exporter
+            .partner_ids()
+            .iter()
+            .map(|id| (exports::folder_name(id), id))
+            .filter(|(folder, _)| exports::is_hashed(folder))
+            .map(|(folder, id)| (format!("exports/run_date={run_date}/{folder}"), id.to_string()))
+            .collect();
+        let mut written = Written { outputs: BTreeMap::new(), paths: Vec::new(), export_folders };
         for (r, b) in REPORTS.iter().zip(&busy) {
             let b = b.load(Ordering::Relaxed) as f64 / 1e6;
             tracing::debug!(report = r.name, appending_s = %format!("{b:.1}"), "report appended");

@@ -130,3 +130,47 @@ fn exports_are_the_partners_rows_when_a_type_has_two_programs_or_none() {
     check_exports(dir.path(), "2026-10-03", "2", &[]);
     check_exports(dir.path(), "2026-11-01", "2", &["--spill-above", "0"]);
 }
+
+/// An id too long for a file name (a 300-byte id, a 1,000-byte id, 30 CJK characters: 270
+/// bytes encoded) still gets its folder: a readable start and a hash, which the manifest maps
+/// back to the full id.
+#[test]
+fn ids_too_long_for_a_file_name_still_get_their_export() {
+    let z = Zone::new();
+    let long = ["L".repeat(300), "M".repeat(1000), "漢".repeat(30)];
+    let mut partners = PARTNERS.to_string();
+    for id in &long {
+        partners.push_str(&format!("{id},Long,US,direct_reseller,\n"));
+    }
+    z.put("partners/2026-08-01.csv", partners);
+    z.put(
+        "transactions/2026-09-01.csv",
+        format!("{TX_HEADER}T1,2026-09-01,sale,,P1,,C1,S1,azure,1,10.00,USD\n"),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = incentives(&[
+        "run",
+        "--input",
+        z.path(),
+        "--date",
+        "2026-09-02",
+        "--output",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("runs/2026-09-02/manifest.json")).unwrap())
+            .unwrap();
+    let folders = manifest["export_folders"].as_object().expect("the hashed folders are listed");
+    assert_eq!(folders.len(), long.len(), "{folders:?}");
+    for id in &long {
+        let (folder, _) = folders.iter().find(|(_, v)| v.as_str() == Some(id)).expect("the full id is named");
+        assert!(folder.rsplit('/').next().unwrap().len() <= 255, "{folder}");
+        let access = std::fs::read_to_string(out.path().join(folder).join("access.csv")).unwrap();
+        assert!(access.starts_with("partner_id,user_id,role,file\n"), "{access}");
+        assert!(out.path().join(folder).join("earnings.csv").is_file());
+        assert!(manifest["outputs"].get(format!("{folder}/access.csv")).is_some());
+    }
+    // Ordinary ids keep their plain folder names and are not listed.
+    assert!(out.path().join("exports/run_date=2026-09-02/partner_id=P1/earnings.csv").is_file());
+}
