@@ -192,22 +192,12 @@ fn a_spill_folder_that_cannot_be_used_exits_2_naming_it() {
 fn an_empty_landing_zone_publishes_nothing_unless_allowed() {
     let z = Zone::new(); // partners and rates, no transaction file
     let out = tempfile::tempdir().unwrap();
-    let out_path = out.path().to_str().unwrap();
-    let o = incentives(&["run", "--input", z.path(), "--date", "2026-09-02", "--output", out_path]);
+    let o = z.run("2026-09-02", out.path(), &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no transaction file on or before 2026-09-02"), "{}", stderr(&o));
     assert!(stderr(&o).contains("--allow-empty"), "{}", stderr(&o));
     assert!(!out.path().join("runs").exists(), "nothing published");
-    let o = incentives(&[
-        "run",
-        "--input",
-        z.path(),
-        "--date",
-        "2026-09-02",
-        "--output",
-        out_path,
-        "--allow-empty",
-    ]);
+    let o = z.run("2026-09-02", out.path(), &["--allow-empty"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(out.path().join("runs/2026-09-02/manifest.json").is_file());
 }
@@ -221,12 +211,7 @@ fn far_fewer_transactions_than_the_last_published_run_publish_nothing_unless_all
         format!("{TX_HEADER}{}{}{}{}", sale("T1"), sale("T2"), sale("T3"), sale("T4")),
     );
     let out = tempfile::tempdir().unwrap();
-    let out_path = out.path().to_str().unwrap();
-    let run = |extra: &[&str]| {
-        let mut args = vec!["run", "--input", z.path(), "--date", "2026-09-02", "--output", out_path];
-        args.extend(extra);
-        incentives(&args)
-    };
+    let run = |extra: &[&str]| z.run("2026-09-02", out.path(), extra);
     let o = run(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let manifest = || std::fs::read(out.path().join("runs/2026-09-02/manifest.json")).unwrap();

@@ -72,6 +72,15 @@ impl Zone {
         ingest(&store, &landing, date(run_date), keep_going)
     }
 
+    /// `incentives run` over this zone with the bundled programs, for `run_date`, into `out`,
+    /// with `extra` arguments.
+    pub(crate) fn run(&self, run_date: &str, out: &std::path::Path, extra: &[&str]) -> Output {
+        let out = out.to_str().unwrap();
+        let mut args = vec!["run", "--input", self.path(), "--date", run_date, "--output", out];
+        args.extend(extra);
+        incentives(&args)
+    }
+
     pub(crate) fn ingest(&self, run_date: &str) -> Ingest {
         let i = self.try_ingest(run_date, false).unwrap();
         for f in &i.files {

@@ -148,15 +148,7 @@ fn ids_too_long_for_a_file_name_still_get_their_export() {
         format!("{TX_HEADER}T1,2026-09-01,sale,,P1,,C1,S1,azure,1,10.00,USD\n"),
     );
     let out = tempfile::tempdir().unwrap();
-    let o = incentives(&[
-        "run",
-        "--input",
-        z.path(),
-        "--date",
-        "2026-09-02",
-        "--output",
-        out.path().to_str().unwrap(),
-    ]);
+    let o = z.run("2026-09-02", out.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("runs/2026-09-02/manifest.json")).unwrap())
