@@ -154,8 +154,11 @@ pub(crate) struct Publication {
     /// The staging prefix the previous manifest was published from (kept for its readers).
     previous: Option<String>,
     checkpoints: std::sync::Arc<std::sync::atomic::AtomicU32>,
-    /// Whether [`Publication::commit`] published the run (else dropping it removes its staging).
-    committed: bool,
+    /// Whether [`Publication::commit`] has begun. From then on the staging may be what readers
+    /// see (a commit whose outcome is unknown, such as a manifest put cut off after the store
+    /// kept it), so dropping the publication leaves it to the next run's clean-up, which keeps
+    /// it if it was published; before, dropping removes it.
+    committing: bool,
     _lock: Lock,
 }
 
@@ -314,7 +317,7 @@ fn remove_failed_runs(store: &Store, date: NaiveDate, published: Option<&str>) -
 impl Drop for Publication {
     /// A run that stops before publishing (an error unwinds to here) removes what it staged.
     fn drop(&mut self) {
-        if !self.committed {
+        if !self.committing {
             let _ = self.store.delete_all(&self.staging);
         }
     }
@@ -354,7 +357,7 @@ impl Publication {
             manifest_seen: seen.map(|(_, v)| v),
             previous,
             checkpoints: Default::default(),
-            committed: false,
+            committing: false,
             _lock: lock,
         })
     }
@@ -417,6 +420,7 @@ impl Publication {
 
     /// Makes the staged run the published one.
     pub(crate) fn commit(mut self) -> Result<()> {
+        self.committing = true;
         let (date, entries, manifest) = (self.date.to_string(), self.entries(), manifest_path(self.date));
         let run = StagedRun {
             date: &date,
@@ -431,7 +435,6 @@ impl Publication {
             self.previous = Some(previous);
         }
         self.collect_garbage();
-        self.committed = true;
         Ok(())
     }
 
