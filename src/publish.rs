@@ -6,9 +6,9 @@
 //! conditional put on an object store), and the staging prefixes of older runs of the date
 //! are removed, but the one published before (its readers may still be reading it).
 //!
-//! The guard is `_locks/<D>.lock`, created only if absent (`PutMode::Create` on object stores,
-//! `O_EXCL` locally); it names its holder and expires, and a lock left by a dead process of
-//! this host is taken over.
+//! The guard is `_locks/<D>.lock`, created only if absent; it names its holder and expires,
+//! and a lock left by a dead process of this host, or expired, is taken over by a
+//! compare-and-swap ([`Lock::acquire`]).
 
 use chrono::NaiveDate;
 
@@ -49,6 +49,20 @@ fn checkpoint(counter: &std::sync::atomic::AtomicU32) {
 #[inline(always)]
 fn checkpoint(_: &std::sync::atomic::AtomicU32) {}
 
+/// Test hook of the lock race test, in debug builds only: `INCENTIVES_TEST_TAKEOVER_PAUSE_MS=N`
+/// waits N ms between reading a stale lock and replacing it, so that runs started together
+/// all find the same stale lock.
+#[cfg(debug_assertions)]
+fn pause_before_takeover() {
+    if let Some(ms) = std::env::var("INCENTIVES_TEST_TAKEOVER_PAUSE_MS").ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+fn pause_before_takeover() {}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -61,6 +75,8 @@ fn hostname() -> String {
 pub(crate) struct Lock {
     store: Store,
     rel: String,
+    /// The lock file as this run wrote it: released only while it is still this.
+    body: Vec<u8>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -69,6 +85,9 @@ struct Holder {
     pid: u32,
     started_at: String,
     expires_at: String,
+    /// Tells two holders apart that share a host, a pid and a second (containers).
+    #[serde(default)]
+    token: String,
 }
 
 impl Holder {
@@ -92,6 +111,13 @@ impl Holder {
 
 impl Lock {
     /// Takes the lock of `date` in `store`, or says who holds it.
+    ///
+    /// The lock file is created only where there is none. A stale one (its holder expired, or
+    /// died on this host) is taken over by replacing it on condition that it is still the
+    /// version read (a compare-and-swap: a conditional put on an object store, a compare and
+    /// rename under an OS folder lock on a local disk), never by deleting it first: of several
+    /// runs that found the same stale lock, exactly one replaces it, and the others then read
+    /// the winner's lock and stop, naming it.
     pub(crate) fn acquire(store: &Store, date: NaiveDate) -> Result<Lock> {
         let rel = format!("_locks/{date}.lock");
         let now = chrono::Utc::now();
@@ -101,14 +127,17 @@ impl Lock {
             started_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             expires_at: (now + chrono::Duration::hours(LOCK_TTL_HOURS))
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            token: format!("{:x}", now.timestamp_nanos_opt().unwrap_or_default()),
         };
         let body = serde_json::to_vec_pretty(&holder).expect("serialises");
-        for _ in 0..3 {
+        let taken = |store: &Store| Lock { store: store.clone(), rel: rel.clone(), body: body.clone() };
+        // A few rounds: the lock may be released or replaced between our steps.
+        for _ in 0..5 {
             if store.create_new(&rel, &body)? {
-                return Ok(Lock { store: store.clone(), rel });
+                return Ok(taken(store));
             }
-            let text = store.get_if_exists(&rel)?.map(|(b, _)| b).unwrap_or_default();
-            match serde_json::from_slice::<Holder>(&text) {
+            let Some((text, seen)) = store.get_if_exists(&rel)? else { continue };
+            let stale = match serde_json::from_slice::<Holder>(&text) {
                 Ok(other) if !other.is_stale() => {
                     return Err(Error::Locked(format!(
                         "another run of {date} is in progress: {} ({})",
@@ -116,27 +145,32 @@ impl Lock {
                         store.display(&rel)
                     )));
                 }
-                Ok(other) => {
-                    tracing::warn!("taking over the stale lock of {date} held by {}", other.describe())
-                }
-                Err(_) if text.is_empty() => {
-                    // A holder between creating and writing its lock: give it a moment.
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                    if store.get_if_exists(&rel)?.is_some_and(|(b, _)| !b.is_empty()) {
-                        continue;
-                    }
-                }
-                Err(_) => tracing::warn!("replacing an unreadable lock {}", store.display(&rel)),
+                Ok(other) => other.describe(),
+                // Locks are written whole, so this one was damaged: nothing can finish under it.
+                Err(_) => "an unreadable lock".to_string(),
+            };
+            pause_before_takeover();
+            if store.replace_if(&rel, &body, &seen)? {
+                tracing::warn!("took over the stale lock of {date} ({stale}): {}", store.display(&rel));
+                return Ok(taken(store));
             }
-            store.delete(&rel)?;
         }
-        Err(Error::Locked(format!("could not take the lock of {date} ({})", store.display(&rel))))
+        Err(Error::Locked(format!(
+            "could not take the lock of {date}: it kept changing ({})",
+            store.display(&rel)
+        )))
     }
 }
 
 impl Drop for Lock {
+    /// Removes the lock only while it is still this run's: a run that outlived its lock's
+    /// expiry and was taken over leaves the new holder's lock alone.
     fn drop(&mut self) {
-        let _ = self.store.delete(&self.rel);
+        if let Ok(Some((text, seen))) = self.store.get_if_exists(&self.rel)
+            && text.as_ref() == self.body.as_slice()
+        {
+            let _ = self.store.delete_if(&self.rel, &seen);
+        }
     }
 }
 

@@ -49,6 +49,40 @@ impl Local {
     fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
+
+    /// The version of `rel` now, `None` when there is no such file.
+    fn version_of(&self, rel: &str) -> Result<Option<Version>> {
+        Ok(self.get_if_exists(rel)?.map(|(_, v)| v))
+    }
+
+    /// An exclusive OS lock (`flock(2)`) on the folder of `rel`, held until dropped: conditional
+    /// updates and deletes of the files in one folder compare and change under it, one at a
+    /// time, across processes. Creating needs no guard (a hard link is made only where no file
+    /// is, and only a conditional delete, under the guard, removes a file that was seen).
+    fn guard(&self, rel: &str) -> Result<std::fs::File> {
+        let path = self.path(rel);
+        let dir = path.parent().unwrap_or(&self.root);
+        let folder = std::fs::File::open(dir).map_err(Error::io("cannot open folder", dir.display()))?;
+        folder.lock().map_err(Error::io("cannot lock folder", dir.display()))?;
+        Ok(folder)
+    }
+}
+
+/// A local file's version: the SHA-256 of its bytes (local files carry no version of their own;
+/// an update that compares contents is as exact as the object stores' ETags).
+fn content_version(bytes: &[u8]) -> Version {
+    Version(Some(object_store::UpdateVersion {
+        e_tag: Some(crate::digest::sha256_hex(bytes)),
+        version: None,
+    }))
+}
+
+/// A temporary name beside `path`, unique to this process and call.
+fn temporary_beside(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// Lists regular files below `dir` (following links to folders), as paths relative to `root`.
@@ -102,7 +136,10 @@ impl Backend for Local {
 
     fn get_if_exists(&self, rel: &str) -> Result<Option<(Bytes, Version)>> {
         match std::fs::read(self.path(rel)) {
-            Ok(b) => Ok(Some((Bytes::from(b), Version(None)))),
+            Ok(b) => {
+                let version = content_version(&b);
+                Ok(Some((Bytes::from(b), version)))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("reading", self.display(rel))(e)),
         }
@@ -114,21 +151,39 @@ impl Backend for Local {
             std::fs::create_dir_all(parent)
                 .map_err(Error::io("cannot create the folder of", self.display(rel)))?;
         }
-        if let PutMode::Create = mode {
-            return match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    f.write_all(bytes).map(|_| true).map_err(Error::io("writing", self.display(rel)))
-                }
+        // Every put writes a temporary file first, so that the file readers find is whole.
+        let tmp = temporary_beside(&path);
+        std::fs::write(&tmp, bytes).map_err(Error::io("writing", tmp.display()))?;
+        let move_into_place =
+            || std::fs::rename(&tmp, &path).map_err(Error::io("cannot move into place", self.display(rel)));
+        let attempt = || match mode {
+            PutMode::Overwrite => move_into_place().map(|_| true),
+            // A hard link is made only where no file is.
+            PutMode::Create => match std::fs::hard_link(&tmp, &path) {
+                Ok(()) => Ok(true),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(Error::io("creating", self.display(rel))(e)),
-            };
+            },
+            PutMode::Update(seen) => {
+                let _guard = self.guard(rel)?;
+                if self.version_of(rel)?.as_ref() != Some(seen) {
+                    return Ok(false);
+                }
+                move_into_place().map(|_| true)
+            }
+        };
+        let done = attempt();
+        // Left only by a create or a refused update (a rename moved it).
+        let _ = std::fs::remove_file(&tmp);
+        done
+    }
+
+    fn delete_if(&self, rel: &str, seen: &Version) -> Result<bool> {
+        let _guard = self.guard(rel)?;
+        if self.version_of(rel)?.as_ref() != Some(seen) {
+            return Ok(false);
         }
-        // A local file has no version to compare: an update replaces it.
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(Error::io("writing", tmp.display()))?;
-        std::fs::rename(&tmp, &path).map_err(Error::io("cannot move into place", self.display(rel)))?;
-        Ok(true)
+        self.delete(rel).map(|_| true)
     }
 
     fn copy(&self, from: &str, to: &str) -> Result<()> {

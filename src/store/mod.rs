@@ -93,6 +93,8 @@ pub(crate) trait Backend: Send + Sync {
     fn copy(&self, from: &str, to: &str) -> Result<()>;
     /// Deletes `rel`; a missing file is not an error.
     fn delete(&self, rel: &str) -> Result<()>;
+    /// Deletes `rel` only if it is still at version `seen`; `Ok(false)` otherwise.
+    fn delete_if(&self, rel: &str, seen: &Version) -> Result<bool>;
     /// Deletes everything under `rel`.
     fn delete_all(&self, rel: &str) -> Result<()>;
     /// `rel` as a stream, read once front to back.
@@ -219,9 +221,15 @@ impl Store {
         self.backend.put(rel, bytes, PutMode::Create)
     }
 
-    /// Deletes `rel`; a missing file is not an error.
-    pub(crate) fn delete(&self, rel: &str) -> Result<()> {
-        self.backend.delete(rel)
+    /// Replaces `rel` only if it is still at version `seen` (compare and swap: of several
+    /// writers that saw the same version, one wins); `Ok(false)` when it changed or went away.
+    pub(crate) fn replace_if(&self, rel: &str, bytes: &[u8], seen: &Version) -> Result<bool> {
+        self.backend.put(rel, bytes, PutMode::Update(seen))
+    }
+
+    /// Deletes `rel` only if it is still at version `seen`; `Ok(false)` otherwise.
+    pub(crate) fn delete_if(&self, rel: &str, seen: &Version) -> Result<bool> {
+        self.backend.delete_if(rel, seen)
     }
 
     /// Deletes everything under `rel`.
@@ -328,17 +336,54 @@ mod tests {
         assert!(dir.path().join("a/c/d-é%2F~#.csv").exists(), "names are kept exactly");
         assert!(!store.create_new("a/b.csv", b"z").unwrap());
         assert!(store.create_new("a/new.csv", b"z").unwrap());
-        store.delete("a/new.csv").unwrap();
-        store.delete("a/new.csv").unwrap();
+        let (_, created) = store.get_if_exists("a/new.csv").unwrap().expect("created whole");
+        assert!(!store.delete_if("a/new.csv", &seen_of(&store, "a/b.csv")).unwrap(), "another version");
+        assert!(store.delete_if("a/new.csv", &created).unwrap());
+        assert!(!store.delete_if("a/new.csv", &created).unwrap(), "gone");
         assert_eq!(store.get_if_exists("a/new.csv").unwrap(), None);
         assert_eq!(store.children("a").unwrap(), ["c"], "folders right below");
         store.backend.copy("a/b.csv", "z/b.csv").unwrap();
         assert_eq!(store.get("z/b.csv").unwrap().as_ref(), b"x,y\n");
         store.delete_all("a").unwrap();
         assert!(store.list("a").unwrap().is_empty());
-        let (_, seen) = store.get_if_exists("z/b.csv").unwrap().expect("there");
-        assert!(store.backend.put("z/b.csv", b"new", PutMode::Update(&seen)).unwrap());
+        let seen = seen_of(&store, "z/b.csv");
+        assert!(store.replace_if("z/b.csv", b"new", &seen).unwrap());
         assert_eq!(store.get("z/b.csv").unwrap().as_ref(), b"new");
+        assert!(!store.replace_if("z/b.csv", b"newer", &seen).unwrap(), "changed since seen");
+        assert_eq!(store.get("z/b.csv").unwrap().as_ref(), b"new");
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join("z")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, ["b.csv"], "no temporary file is left");
+    }
+
+    fn seen_of(store: &Store, rel: &str) -> Version {
+        store.get_if_exists(rel).unwrap().expect("there").1
+    }
+
+    #[test]
+    fn of_many_threads_replacing_the_version_they_saw_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path().to_str().unwrap()).unwrap();
+        for round in 0..20 {
+            store.put("l/x.lock", format!("stale {round}").as_bytes()).unwrap();
+            let seen = seen_of(&store, "l/x.lock");
+            let barrier = std::sync::Barrier::new(8);
+            let won: Vec<bool> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|t| {
+                        let (store, seen, barrier) = (&store, &seen, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            store.replace_if("l/x.lock", format!("thread {t}").as_bytes(), seen).unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let winner = won.iter().position(|&w| w).expect("one wins");
+            assert_eq!(won.iter().filter(|&&w| w).count(), 1, "round {round}: {won:?}");
+            assert_eq!(store.get("l/x.lock").unwrap().as_ref(), format!("thread {winner}").as_bytes());
+        }
     }
 
     #[test]

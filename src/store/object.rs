@@ -211,6 +211,23 @@ impl Backend for Remote {
         }
     }
 
+    /// object_store has no conditional delete: the version is compared by a `HEAD` just
+    /// before the delete, so a change in between (another writer's conditional put of this
+    /// very file within that round trip) is not seen.
+    fn delete_if(&self, rel: &str, seen: &Version) -> Result<bool> {
+        let (store, path) = (self.inner.clone(), object_path(rel)?);
+        let head = runtime().block_on(async move { store.head(&path).await });
+        let now = match head {
+            Ok(meta) => Version(Some(UpdateVersion { e_tag: meta.e_tag, version: meta.version })),
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(self.error("reading", rel, e)),
+        };
+        if &now != seen {
+            return Ok(false);
+        }
+        self.delete(rel).map(|_| true)
+    }
+
     fn delete_all(&self, rel: &str) -> Result<()> {
         self.list(rel)?.iter().try_for_each(|e| self.delete(&e.path))
     }

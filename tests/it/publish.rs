@@ -143,6 +143,59 @@ fn a_second_run_of_the_date_is_refused_while_the_lock_is_held() {
 }
 
 #[test]
+fn of_runs_started_together_over_a_stale_lock_exactly_one_takes_it_over() {
+    let z = small_zone();
+    let out = tempfile::tempdir().unwrap();
+    let date = "2026-09-02";
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let lock = out.path().join(format!("_locks/{date}.lock"));
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    for round in 0..8 {
+        // A crashed run's lock: this host, a process that has exited.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        let stale = serde_json::json!({
+            "host": host, "pid": gone.id(), "started_at": "2026-11-25T01:00:00Z", "expires_at": "2999-01-01T00:00:00Z"
+        });
+        std::fs::write(&lock, stale.to_string()).unwrap();
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_incentives"))
+                    .args(["run", "--input", z.path(), "--programs", z.programs_path(), "--date", date])
+                    .arg("--output")
+                    .arg(out.path())
+                    // Each waits between reading the stale lock and replacing it: all find it.
+                    .env("INCENTIVES_TEST_TAKEOVER_PAUSE_MS", "300")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outcomes: Vec<_> = runs.into_iter().map(|r| r.wait_with_output().unwrap()).collect();
+        let took_over = outcomes.iter().filter(|o| stderr(o).contains("took over the stale lock")).count();
+        assert_eq!(took_over, 1, "round {round}: {} runs took the stale lock over", took_over);
+        for o in &outcomes {
+            // The others ran after the winner released the lock, or stopped naming the holder.
+            let refused = o.status.code() == Some(2)
+                && stderr(o).contains(&format!("another run of {date} is in progress: pid"));
+            assert!(o.status.success() || refused, "round {round}: {:?} {}", o.status, stderr(o));
+        }
+        assert!(!lock.exists(), "round {round}: the lock is released");
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.path().join(format!("runs/{date}/manifest.json"))).unwrap(),
+        )
+        .unwrap();
+        for file in manifest["outputs"].as_object().unwrap().keys() {
+            assert!(
+                out.path().join(file).is_file(),
+                "round {round}: the manifest lists {file}, which is missing"
+            );
+        }
+    }
+}
+
+#[test]
 fn two_runs_of_a_date_are_byte_identical() {
     let out = tempfile::tempdir().unwrap();
     let args = ["run", "-q", "--date", "2026-10-03", "--output", out.path().to_str().unwrap()];
