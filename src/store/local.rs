@@ -6,7 +6,9 @@
 //! (`earnings/run_date=D -> ../_current/D/earnings/run_date=D`, likewise for every report,
 //! `exports/run_date=D` and `runs/D`), and `_current/D` is a single link to the published
 //! staging folder. Publishing is one `rename(2)` of that link: a crash or kill at any moment
-//! leaves either the previous good run or the new complete one visible, never a mix.
+//! leaves either the previous good run or the new complete one visible, never a mix. The run's
+//! files and folders are made durable before the rename, and the rename before the run ends,
+//! so that the same holds after a power loss.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -259,7 +261,13 @@ impl Backend for Local {
         let previous = std::fs::read_link(&current)
             .ok()
             .and_then(|target| target.file_name().map(|n| format!("_runs/{date}/{}", n.to_string_lossy())));
+        // Everything the new run is (its files, their folders, the date's links and the new
+        // link) is on the disk before the link moves, so that after a power loss the link
+        // never names a run whose files were still only in memory.
+        sync_file_systems(&[&root.join(run.staging), &current_dir])?;
         std::fs::rename(&tmp, &current).map_err(io(&current, "cannot publish"))?;
+        // And the move itself, before the run says it published.
+        sync_folder(&current_dir)?;
         checkpoint();
         Ok(previous)
     }
@@ -311,6 +319,51 @@ impl SmallFiles for LocalSmallFiles {
         self.behind.wrote(path, cached);
         Ok(())
     }
+}
+
+/// Makes everything written to the file systems holding `paths` durable: one `syncfs(2)` per
+/// file system (all of a run's files at once, instead of an `fsync` for each of its many
+/// thousands), which returns when their data and metadata are on the disk.
+fn sync_file_systems(paths: &[&Path]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = Vec::new();
+    for path in paths {
+        let io = |action| Error::io(action, path.display());
+        let folder = std::fs::File::open(path).map_err(io("cannot open folder"))?;
+        let device = folder.metadata().map_err(io("cannot read"))?.dev();
+        if seen.contains(&device) {
+            continue;
+        }
+        seen.push(device);
+        sync_file_system(&folder).map_err(io("cannot make durable"))?;
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn sync_file_system(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs only reads its descriptor argument, open for as long as `file` lives.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::syncfs(file.as_raw_fd()) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_file_system(_: &std::fs::File) -> std::io::Result<()> {
+    // SAFETY: sync takes no argument.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::sync()
+    };
+    Ok(())
+}
+
+/// Makes the entries of `folder` (a rename into it) durable.
+fn sync_folder(folder: &Path) -> Result<()> {
+    std::fs::File::open(folder)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io("cannot make durable", folder.display()))
 }
 
 /// Makes `link` a symbolic link to `target`, unless it already is one. A real folder found

@@ -5,6 +5,7 @@ mod cli;
 mod cloud;
 mod common;
 mod deliveries;
+mod durability;
 mod exports;
 mod golden;
 mod publish;
