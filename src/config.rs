@@ -80,12 +80,13 @@ pub struct Program {
 
 /// Reads and validates every `*.toml` of the programs folder, sorted by file name.
 pub fn load_programs(store: &Store) -> Result<Vec<Program>> {
-    let mut files: Vec<String> = store
-        .list("")?
-        .into_iter()
-        .map(|e| e.path)
-        .filter(|p| p.ends_with(".toml") && !p.contains('/'))
-        .collect();
+    let listed = store.list("")?;
+    let listed = listed.iter().filter(|e| e.path.ends_with(".toml") && !e.path.contains('/'));
+    if let Some(bad) = listed.clone().find(|e| e.problem.is_some()) {
+        let problem = bad.problem.as_deref().unwrap_or_default();
+        return Err(Error::config(format!("{}: {problem}", store.display(&bad.path))));
+    }
+    let mut files: Vec<String> = listed.map(|e| e.path.clone()).collect();
     files.sort();
     if files.is_empty() {
         return Err(Error::config(format!("no program file (*.toml) in {}", store.display(""))));

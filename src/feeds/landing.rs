@@ -36,6 +36,9 @@ pub(crate) struct DeliveryFile {
     pub(crate) suffix: String,
     pub(crate) format: Format,
     pub(crate) size: u64,
+    /// Why the file cannot be read, found when listing (a link to nothing, a loop of links, a
+    /// name that is not UTF-8): reading it fails with this reason, and `--keep-going` skips it.
+    pub(crate) problem: Option<String>,
 }
 
 impl DeliveryFile {
@@ -91,26 +94,33 @@ impl Landing {
             let mut parts = entry.path.splitn(2, '/');
             let folder = parts.next().unwrap_or_default();
             let rest = parts.next();
+            // A file no run reads is listed with why, and with what is wrong with it, if anything.
+            let ignore = |landing: &mut Landing, reason: String| {
+                let reason = match &entry.problem {
+                    Some(problem) => format!("{reason}; it also cannot be read: {problem}"),
+                    None => reason,
+                };
+                landing.ignored.push(Ignored { path: entry.path.clone(), reason });
+            };
             let (Some(feed), Some(name)) = (Feed::from_name(folder), rest) else {
-                landing.ignored.push(Ignored { path: entry.path, reason: "not in a feed folder".into() });
+                ignore(&mut landing, "not in a feed folder".into());
                 continue;
             };
             if name.contains('/') {
-                landing
-                    .ignored
-                    .push(Ignored { path: entry.path, reason: "in a sub-folder of a feed".into() });
+                ignore(&mut landing, "in a sub-folder of a feed".into());
                 continue;
             }
             match parse_file_name(name) {
                 Ok((date, suffix, format)) => landing.files.push(DeliveryFile {
                     feed,
-                    path: entry.path,
+                    path: entry.path.clone(),
                     date,
                     suffix,
                     format,
                     size: entry.size,
+                    problem: entry.problem.clone(),
                 }),
-                Err(reason) => landing.ignored.push(Ignored { path: entry.path, reason }),
+                Err(reason) => ignore(&mut landing, reason),
             }
         }
         landing.files.sort_by(|a, b| a.feed.cmp(&b.feed).then_with(|| a.order_key().cmp(&b.order_key())));

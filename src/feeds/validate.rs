@@ -245,6 +245,9 @@ impl<R: std::io::Read> std::io::Read for Hashing<R> {
 /// text until checked, take more memory than its compressed bytes).
 fn load<'a>(store: &Store, file: &'a DeliveryFile) -> Result<Loaded<'a>> {
     let unreadable = |reason: String| Error::unreadable(store.display(&file.path), reason);
+    if let Some(problem) = &file.problem {
+        return Err(unreadable(problem.clone()));
+    }
     let (raw, sha256) = match file.format {
         Format::Parquet => {
             let bytes = store.read_whole(&file.path)?;

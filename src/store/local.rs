@@ -87,33 +87,79 @@ fn temporary_beside(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
-/// Lists regular files below `dir` (following links to folders), as paths relative to `root`.
-fn list_local(root: &Path, dir: &Path, out: &mut Vec<Entry>) -> std::io::Result<()> {
+/// Lists the files below `dir` (following links to folders), as paths relative to `root`.
+///
+/// An entry that is neither a readable file nor a folder (a link to nothing, a loop of links,
+/// a name that is not UTF-8, a folder that cannot be listed, a socket or a pipe) does not fail
+/// the listing: it is listed with its problem, for the caller to report by name (see
+/// [`Entry::problem`]). Only the listed folder itself failing to open is an error.
+fn list_local(
+    root: &Path,
+    dir: &Path,
+    folders: &mut Vec<(u64, u64)>,
+    out: &mut Vec<Entry>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for e in entries {
-        let e = e?;
-        let path = e.path();
-        let meta = std::fs::metadata(&path)?;
-        if meta.is_dir() {
-            list_local(root, &path, out)?;
-        } else if meta.is_file() {
-            let rel = path.strip_prefix(root).expect("below the root");
-            let rel: Vec<String> =
-                rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-            out.push(Entry { path: rel.join("/"), size: meta.len() });
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && folders.is_empty() => return Ok(()),
+        Err(e) if folders.is_empty() => return Err(e),
+        Err(e) => {
+            out.push(Entry::unusable(root, dir, format!("a folder that cannot be listed: {e}")));
+            return Ok(());
         }
+    };
+    let here = std::fs::metadata(dir)?;
+    folders.push((here.dev(), here.ino()));
+    for e in entries {
+        let path = e?.path();
+        let problem = match std::fs::metadata(&path) {
+            _ if path.file_name().and_then(|n| n.to_str()).is_none() => {
+                "its name is not UTF-8 (shown here with \u{FFFD} for the bytes that are not)".to_string()
+            }
+            Ok(meta) if meta.is_dir() && folders.contains(&(meta.dev(), meta.ino())) => {
+                "a link back to a folder that holds it (a loop)".to_string()
+            }
+            Ok(meta) if meta.is_dir() => {
+                list_local(root, &path, folders, out)?;
+                continue;
+            }
+            Ok(meta) if meta.is_file() => {
+                out.push(Entry { path: relative(root, &path), size: meta.len(), problem: None });
+                continue;
+            }
+            Ok(_) => "not a regular file or folder".to_string(),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => "a loop of symbolic links".to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_link(&path) {
+                Ok(target) => format!("a symbolic link to '{}', which does not exist", target.display()),
+                Err(_) => format!("cannot read: {e}"),
+            },
+            Err(e) => format!("cannot read: {e}"),
+        };
+        out.push(Entry::unusable(root, &path, problem));
     }
+    folders.pop();
     Ok(())
+}
+
+/// `path` relative to `root`, `/`-separated (a name that is not UTF-8 shown lossily).
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).expect("below the root");
+    let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    parts.join("/")
+}
+
+impl Entry {
+    fn unusable(root: &Path, path: &Path, problem: String) -> Entry {
+        Entry { path: relative(root, path), size: 0, problem: Some(problem) }
+    }
 }
 
 impl Backend for Local {
     fn list(&self, rel: &str) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        list_local(&self.root, &self.path(rel), &mut out).map_err(Error::io("listing", self.display(rel)))?;
+        list_local(&self.root, &self.path(rel), &mut Vec::new(), &mut out)
+            .map_err(Error::io("listing", self.display(rel)))?;
         Ok(out)
     }
 

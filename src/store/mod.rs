@@ -30,6 +30,9 @@ pub struct Entry {
     /// Path relative to the store's prefix, `/`-separated (e.g. `transactions/2026-09-01.csv`).
     pub path: String,
     pub size: u64,
+    /// Why the entry cannot be read, when it cannot (local disks: a link to nothing, a loop of
+    /// links, a name that is not UTF-8); it is still listed, so that it is reported by name.
+    pub problem: Option<String>,
 }
 
 /// The version of a file as seen by [`Store::get_if_exists`], for a conditional update.

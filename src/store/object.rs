@@ -132,7 +132,10 @@ impl Backend for Remote {
         let metas: Vec<object_store::ObjectMeta> = runtime()
             .block_on(async move { store.list(prefix.as_ref()).try_collect().await })
             .map_err(|e| self.error("listing", rel, e))?;
-        Ok(metas.into_iter().map(|m| Entry { path: m.location.to_string(), size: m.size }).collect())
+        Ok(metas
+            .into_iter()
+            .map(|m| Entry { path: m.location.to_string(), size: m.size, problem: None })
+            .collect())
     }
 
     fn children(&self, rel: &str) -> Result<Vec<String>> {

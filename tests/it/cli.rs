@@ -1,5 +1,7 @@
 //! The binary as a user meets it: exit codes, what `validate` prints, what `run` writes.
 
+use std::path::Path;
+
 use crate::common::*;
 
 #[test]
@@ -93,6 +95,97 @@ fn an_unreadable_file_exits_2_naming_it_and_keep_going_skips_it() {
             .unwrap();
     assert_eq!(manifest["skipped"][0]["path"], "transactions/2026-09-02.parquet");
     assert!(manifest["inputs"].get("transactions/2026-09-02.parquet").is_none());
+}
+
+#[test]
+fn links_to_nothing_loops_and_names_not_utf8_are_named_and_skipped_under_keep_going() {
+    use std::os::unix::ffi::OsStrExt;
+    let z = Zone::new();
+    z.put(
+        "transactions/2026-09-02.csv",
+        format!("{TX_HEADER}T1,2026-09-01,sale,,P1,,C1,S1,azure,1,10.00,USD\n"),
+    );
+    let tx = Path::new(z.path()).join("transactions");
+    std::os::unix::fs::symlink("/no/such/file.csv", tx.join("2026-09-01.csv")).unwrap();
+    std::os::unix::fs::symlink("2026-08-31.csv", tx.join("2026-08-31.csv")).unwrap();
+    // A link back to the landing zone: listed once, not followed around forever.
+    std::os::unix::fs::symlink("..", tx.join("again")).unwrap();
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"2026-08-30-\xff.csv");
+    std::fs::write(
+        tx.join(not_utf8),
+        format!("{TX_HEADER}T9,2026-08-30,sale,,P1,,C1,S1,azure,1,10.00,USD\n"),
+    )
+    .unwrap();
+
+    // Each stops the run, named, with what is wrong; the landing zone itself is fine.
+    let o = incentives(&["validate", "--input", z.path(), "--date", "2026-09-02"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("transactions/2026-0") && err.contains("--keep-going"), "{err}");
+    for (name, problem) in [
+        ("2026-09-01.csv", "a symbolic link to '/no/such/file.csv', which does not exist"),
+        ("2026-08-31.csv", "a loop of symbolic links"),
+        ("2026-08-30-\u{FFFD}.csv", "its name is not UTF-8"),
+    ] {
+        let only = Zone::new();
+        only.put(
+            "transactions/2026-09-02.csv",
+            format!("{TX_HEADER}T1,2026-09-01,sale,,P1,,C1,S1,azure,1,10.00,USD\n"),
+        );
+        let from = tx.join(if name.contains('\u{FFFD}') { not_utf8 } else { std::ffi::OsStr::new(name) });
+        std::fs::rename(&from, Path::new(only.path()).join("transactions").join(from.file_name().unwrap()))
+            .unwrap();
+        let o = incentives(&["validate", "--input", only.path(), "--date", "2026-09-02"]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("transactions/{name}")) && stderr(&o).contains(problem),
+            "{name}: {}",
+            stderr(&o)
+        );
+        std::fs::rename(Path::new(only.path()).join("transactions").join(from.file_name().unwrap()), &from)
+            .unwrap();
+    }
+
+    // --keep-going skips them, each listed with its reason; the good file is read.
+    let out = tempfile::tempdir().unwrap();
+    let o = incentives(&[
+        "run",
+        "--keep-going",
+        "--input",
+        z.path(),
+        "--date",
+        "2026-09-02",
+        "--output",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("runs/2026-09-02/manifest.json")).unwrap())
+            .unwrap();
+    let skipped: Vec<(String, String)> = manifest["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["path"].as_str().unwrap().to_string(), s["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let paths: Vec<&str> = skipped.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "transactions/2026-08-30-\u{FFFD}.csv",
+            "transactions/2026-08-31.csv",
+            "transactions/2026-09-01.csv"
+        ],
+        "{skipped:?}"
+    );
+    assert!(skipped[1].1.contains("a loop of symbolic links"), "{skipped:?}");
+    assert!(manifest["inputs"].get("transactions/2026-09-02.csv").is_some());
+    let ignored = manifest["ignored"].as_array().unwrap();
+    assert!(
+        ignored.iter().any(|i| i["path"] == "transactions/again"
+            && i["reason"].as_str().unwrap().contains("a link back to a folder that holds it")),
+        "{ignored:?}"
+    );
 }
 
 #[test]
