@@ -102,10 +102,12 @@ pub(crate) fn read_stream(feed: Feed, format: Format, reader: impl Read) -> Resu
     }
 }
 
-/// Reads a parquet delivery through ranged reads. The parquet reader can panic on some corrupt
-/// footers (it asserts instead of returning an error); a damaged file must be an error naming
-/// it, never a crash.
+/// Reads a parquet delivery through ranged reads. The parquet reader can panic on some damaged
+/// files (it asserts, or divides by a zero read from the file, instead of returning an error); a
+/// damaged file must be an error naming it, never a crash, and the panic is handled, so it
+/// prints nothing (no message, no backtrace: see [`quiet_while_guarded`]).
 pub(crate) fn read_parquet<R: ChunkReader + 'static>(feed: Feed, file: R) -> Result<RawFile, String> {
+    let _quiet = quiet_while_guarded();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_parquet_unguarded(feed, file)))
         .unwrap_or_else(|panic| {
             let why = panic
@@ -113,8 +115,35 @@ pub(crate) fn read_parquet<R: ChunkReader + 'static>(feed: Feed, file: R) -> Res
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            Err(format!("not a readable parquet file: corrupt metadata ({why})"))
+            Err(format!("not a readable parquet file: the parquet reader failed on it ({why})"))
         })
+}
+
+thread_local! {
+    /// Whether this thread is inside a guarded read, whose panics are handled.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as inside a guarded read until the returned value is dropped. The first
+/// call installs a panic hook that stays silent for a panic of such a thread (it becomes an
+/// error that names the file) and hands every other panic to the hook it replaced.
+fn quiet_while_guarded() -> impl Drop {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    struct Unmark(bool);
+    impl Drop for Unmark {
+        fn drop(&mut self) {
+            GUARDED.with(|g| g.set(self.0));
+        }
+    }
+    Unmark(GUARDED.with(|g| g.replace(true)))
 }
 
 /// Maps header names to the feed's columns: `positions[i]` is where column `i` of the table

@@ -189,6 +189,34 @@ fn links_to_nothing_loops_and_names_not_utf8_are_named_and_skipped_under_keep_go
 }
 
 #[test]
+fn a_file_that_panics_the_parquet_reader_is_an_error_naming_it_without_a_backtrace() {
+    // A 3-row users file written by arrow's ArrowWriter with byte 12 set to 0: the parquet
+    // crate (60.1) divides by zero reading its dictionary page instead of returning an error.
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parquet-reader-panics.parquet");
+    let z = Zone::new();
+    z.put("users/2026-08-01.parquet", std::fs::read(fixture).unwrap());
+    for flags in [&[][..], &["-q"], &["--log-format", "json"]] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_incentives"))
+            .args(["validate", "--input", z.path(), "--date", "2026-08-02"])
+            .args(flags)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(
+                "users/2026-08-01.parquet: not a readable parquet file: the parquet reader failed on it"
+            ),
+            "{flags:?}: the handled panic is the error: {err}"
+        );
+        for noise in ["panicked at", "backtrace", "RUST_BACKTRACE"] {
+            assert!(!err.contains(noise), "{flags:?}: {noise:?} in {err}");
+        }
+    }
+}
+
+#[test]
 fn a_missing_landing_zone_is_an_unusable_location_exit_78() {
     let o = incentives(&["validate", "--input", "/no/such/landing"]);
     assert_eq!(o.status.code(), Some(78));
