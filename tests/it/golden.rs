@@ -76,3 +76,73 @@ fn sample_reports_are_the_same_when_the_transactions_are_spilled() {
     check_date_with("2026-10-03", &["--spill-above", "0"]);
     check_date_with("2026-11-01", &["--spill-above", "0", "--range-lines", "3"]);
 }
+
+/// What `--range-lines` changes, exactly as the README says: nothing but the page layout of
+/// the earnings and unearned parquet files (and so their SHA-256 in the manifest). Every other
+/// file is the same bytes, and those two hold the same rows and metadata.
+#[test]
+fn range_lines_changes_only_the_pages_of_the_earnings_and_unearned_parquet_files() {
+    let date = "2026-11-01";
+    let outputs: Vec<_> = ["1", "4", "65536"]
+        .iter()
+        .map(|lines| {
+            let out = tempfile::tempdir().unwrap();
+            let o = incentives(&[
+                "run",
+                "-q",
+                "--date",
+                date,
+                "--range-lines",
+                lines,
+                "--output",
+                out.path().to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            (lines, final_files_of(out.path(), date))
+        })
+        .collect();
+    let paged = |path: &str| {
+        path.ends_with(".parquet") && (path.starts_with("earnings/") || path.starts_with("unearned/"))
+    };
+    let (_, base) = &outputs[2];
+    for (lines, files) in &outputs[..2] {
+        assert_eq!(
+            files.keys().collect::<Vec<_>>(),
+            base.keys().collect::<Vec<_>>(),
+            "--range-lines {lines}"
+        );
+        for (path, bytes) in files {
+            if paged(path) {
+                let (a, b) = (parquet_content(bytes), parquet_content(&base[path]));
+                assert!(a == b, "--range-lines {lines}: {path} holds other rows or metadata");
+            } else if path.ends_with("manifest.json") {
+                let (mut a, mut b): (serde_json::Value, serde_json::Value) =
+                    (serde_json::from_slice(bytes).unwrap(), serde_json::from_slice(&base[path]).unwrap());
+                for m in [&mut a, &mut b] {
+                    for (file, entry) in m["outputs"].as_object_mut().unwrap() {
+                        if paged(file) {
+                            entry["sha256"] = serde_json::Value::Null;
+                        }
+                    }
+                }
+                assert_eq!(a, b, "--range-lines {lines}: the manifest differs beyond the two files' hashes");
+            } else {
+                assert!(*bytes == base[path], "--range-lines {lines}: {path} differs");
+            }
+        }
+    }
+}
+
+/// A parquet file's rows (all batches as one) and its key-value metadata.
+fn parquet_content(
+    bytes: &[u8],
+) -> (arrow::record_batch::RecordBatch, Option<Vec<parquet::file::metadata::KeyValue>>) {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::copy_from_slice(bytes),
+    )
+    .unwrap();
+    let kv = reader.metadata().file_metadata().key_value_metadata().cloned();
+    let schema = reader.schema().clone();
+    let batches: Vec<_> = reader.build().unwrap().map(Result::unwrap).collect();
+    (arrow::compute::concat_batches(&schema, &batches).unwrap(), kv)
+}
