@@ -5,7 +5,7 @@ usage: check_peer.py LANDING PIPELINES RUN_DATE INCENTIVES_OUT PEER_OUT
 
 Checks (each one counted as passed or failed):
   - per (program, partner): sum of earning_amount_usd and number of earning lines
-    (incentives: INCENTIVES_OUT/earnings/run_date=D/earnings.csv, peer: PEER_OUT/earnings.parquet);
+    (incentives: INCENTIVES_OUT/csv/run_date=D/earnings.csv, peer: PEER_OUT/earnings.parquet);
   - per payout group (program, partner, earning_period, earning_type): earning_amount_usd
     (incentives: payouts.csv, peer: PEER_OUT/payouts.parquet);
   - per program: the set of (transaction_id, earning_period, earning_rate, earning_amount,
@@ -96,8 +96,8 @@ def main():
         sys.exit(__doc__)
     _landing, _pipelines, run_date, inc_out, peer_out = sys.argv[1:]
     con = duckdb.connect()
-    inc_e = os.path.join(inc_out, "earnings", f"run_date={run_date}", "earnings.csv")
-    inc_p = os.path.join(inc_out, "payouts", f"run_date={run_date}", "payouts.csv")
+    inc_e = os.path.join(inc_out, "csv", f"run_date={run_date}", "earnings.csv")
+    inc_p = os.path.join(inc_out, "csv", f"run_date={run_date}", "payouts.csv")
     # Undo the CSV formula guard on identifiers ('=x -> =x).
     unguard = "CASE WHEN {c} SIMILAR TO '''[=+\\-@\t\r].*' THEN substr({c}, 2) ELSE {c} END"
     con.execute(f"""CREATE TABLE ie AS SELECT
@@ -179,7 +179,7 @@ def main():
             passed += 1
     # Full reports other than earnings: every column but the hash ids, row by row on the key.
     for name, key, cols in REPORTS:
-        inc_f = os.path.join(inc_out, name, f"run_date={run_date}", f"{name}.csv")
+        inc_f = os.path.join(inc_out, "csv", f"run_date={run_date}", f"{name}.csv")
         peer_f = os.path.join(peer_out, name + ".parquet")
         def norm(c, ty, src):
             if ty == "list":  # CSV: codes joined by ';'; parquet: list of strings

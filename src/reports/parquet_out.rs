@@ -27,6 +27,12 @@ use crate::error::{Error, Result};
 /// them.
 const DISTINCT: [&str; 3] = ["earning_id", "transaction_id", "original_transaction_id"];
 
+/// The partition key: a report's rows carry it (the CSV keeps it), but its parquet files do not
+/// repeat it. It comes from their folder, `run_date=D`, as Spark and Hive write partitions (a
+/// column of the same name inside the files makes readers that discover partitions fail to
+/// merge the two), and from the footer's key-value metadata.
+const PARTITION_KEY: &str = "run_date";
+
 /// Rows per row group: large enough for fast scans, small enough to keep writer memory low.
 const ROW_GROUP_ROWS: usize = 1 << 20;
 
@@ -145,7 +151,10 @@ pub(crate) fn batch(schema: &Arc<Schema>, name: &str, arrays: Vec<ArrayRef>) -> 
 /// the rows and the chunking.
 pub(crate) struct ParquetSink<W: std::io::Write + Send> {
     name: &'static str,
+    /// The report's columns, as batches are made.
     schema: Arc<Schema>,
+    /// The columns of `schema` the file holds: all but the [`PARTITION_KEY`].
+    stored: Vec<usize>,
     writer: ArrowWriter<W>,
 }
 
@@ -162,6 +171,13 @@ impl<W: std::io::Write + Send> ParquetSink<W> {
         let schema_metadata: std::collections::HashMap<String, String> =
             metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         let schema = Arc::new(Schema::new_with_metadata(fields, schema_metadata));
+        let stored: Vec<usize> =
+            (0..schema.fields().len()).filter(|&i| schema.field(i).name() != PARTITION_KEY).collect();
+        let file_schema = Arc::new(
+            schema
+                .project(&stored)
+                .map_err(|e| Error::internal_from(format!("schema of {}", shape.name), e))?,
+        );
         let kv = metadata.iter().map(|(k, v)| KeyValue::new(k.to_string(), v.clone())).collect();
         // zstd level 1: it takes a fraction of level 3's CPU, and on these reports' pages it
         // compresses no worse.
@@ -177,9 +193,9 @@ impl<W: std::io::Write + Send> ParquetSink<W> {
             }
         }
         let props = props.build();
-        let writer = ArrowWriter::try_new(out, schema.clone(), Some(props))
+        let writer = ArrowWriter::try_new(out, file_schema, Some(props))
             .map_err(|e| Error::internal_from(format!("parquet writer of {}", shape.name), e))?;
-        Ok(ParquetSink { name: shape.name, schema, writer })
+        Ok(ParquetSink { name: shape.name, schema, stored, writer })
     }
 
     #[cfg(test)]
@@ -190,7 +206,10 @@ impl<W: std::io::Write + Send> ParquetSink<W> {
 
     /// Writes rows made by [`record_batch`] with [`ParquetSink::schema`].
     pub(crate) fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch).map_err(|e| self.fail(e))
+        let stored = batch
+            .project(&self.stored)
+            .map_err(|e| Error::internal_from(format!("record batch of {}", self.name), e))?;
+        self.writer.write(&stored).map_err(|e| self.fail(e))
     }
 
     pub(crate) fn schema(&self) -> &Arc<Schema> {
@@ -243,6 +262,23 @@ mod tests {
         let dec = batch.column(0).as_any().downcast_ref::<Decimal128Array>().unwrap();
         assert_eq!(dec.value(0), -1250);
         assert!(dec.is_null(1));
+    }
+
+    #[test]
+    fn the_partition_key_is_left_to_the_folder_and_the_footer() {
+        let t = Table {
+            name: "t",
+            columns: vec![
+                ("run_date", Values::Date(vec![NaiveDate::from_ymd_opt(2026, 9, 1)])),
+                ("amount", Values::Decimal { values: vec![Some(5)], scale: 2, csv_scales: None }),
+            ],
+        };
+        let bytes = to_parquet(&t, &[("run_date", "2026-09-01".into())]).unwrap();
+        let b = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
+        let names: Vec<&str> = b.schema().fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["amount"]);
+        let kv = b.metadata().file_metadata().key_value_metadata().unwrap();
+        assert!(kv.iter().any(|k| k.key == "run_date" && k.value.as_deref() == Some("2026-09-01")));
     }
 
     #[test]

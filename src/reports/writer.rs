@@ -178,7 +178,14 @@ pub(crate) struct Written {
     pub(crate) segments: Segments,
 }
 
-/// One report being written to `<report>/run_date=D/` under the staging prefix, as CSV and
+/// Where report `name` of `run_date` goes (reports.md v4): the parquet file in the report's
+/// dataset folder, which holds parquet only, so that BI tools read the folder as a dataset;
+/// the CSV in the day's folder of CSVs for finance teams.
+pub(crate) fn paths(name: &str, run_date: NaiveDate) -> (String, String) {
+    (format!("csv/run_date={run_date}/{name}.csv"), format!("{name}/run_date={run_date}/part-0.parquet"))
+}
+
+/// One report being written under the staging prefix (see [`paths`]), as CSV and
 /// parquet, from encoded chunks handed over in report order. Several are open at once: a run
 /// writes all its reports in one pass over the rules' pieces.
 pub(crate) struct ReportWriter {
@@ -202,8 +209,7 @@ impl ReportWriter {
         run_date: NaiveDate,
         metadata: &[(&str, String)],
     ) -> Result<ReportWriter> {
-        let dir = format!("{}/run_date={run_date}", shape.name);
-        let (csv_path, parquet_path) = (format!("{dir}/{}.csv", shape.name), format!("{dir}/part-0.parquet"));
+        let (csv_path, parquet_path) = paths(shape.name, run_date);
         let mut csv = publication.create(&csv_path)?;
         let parquet = parquet_out::ParquetSink::new(shape, metadata, publication.create(&parquet_path)?)?;
         let mut header = Vec::new();

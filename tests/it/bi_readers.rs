@@ -1,6 +1,6 @@
-//! The parquet reports read back by other tools than the writer (DuckDB and pyarrow, from
-//! PyPI; `.ci/run` installs them and sets `INCENTIVES_REQUIRE_BI_READERS=1`, so in CI a missing
-//! module fails this test instead of skipping it).
+//! The parquet reports read back by the tools BI users point at a folder: pandas, polars,
+//! pyarrow, DuckDB and Spark (from PyPI; Spark needs Java 17). `scripts/test` installs them and
+//! sets `INCENTIVES_REQUIRE_BI_READERS=1`, so a missing one fails this test instead of skipping it.
 
 use std::process::Command;
 
@@ -8,28 +8,34 @@ use crate::common::*;
 
 fn python_has_readers() -> bool {
     Command::new("python3")
-        .args(["-c", "import duckdb, pyarrow"])
+        .args(["-c", "import duckdb, pandas, polars, pyarrow, pyspark"])
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
 }
 
 #[test]
-fn duckdb_and_pyarrow_see_decimal_date_and_list_types_and_the_csv_numbers() {
+fn every_report_folder_reads_as_a_dataset_in_five_tools_and_the_current_state_recipe_gives_the_latest_csvs() {
     if !python_has_readers() {
         assert!(
             std::env::var_os("INCENTIVES_REQUIRE_BI_READERS").is_none(),
-            "python3 with duckdb and pyarrow is required (pip install duckdb pyarrow)"
+            "python3 with duckdb, pandas, polars, pyarrow and pyspark is required (scripts/test installs them)"
         );
-        eprintln!("SKIPPED: python3 with duckdb and pyarrow not found (pip install duckdb pyarrow)");
+        eprintln!("SKIPPED: python3 with duckdb, pandas, polars, pyarrow and pyspark not found");
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    for date in ["2026-10-03", "2026-11-01"] {
+    let dates = ["2026-10-03", "2026-11-01"];
+    for date in dates {
         let o = incentives(&["run", "-q", "--date", date, "--output", out.path().to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bi/read_back.py");
-        let check = Command::new("python3").arg(script).arg(out.path()).arg(date).output().unwrap();
-        assert!(check.status.success(), "{}{}", stdout(&check), stderr(&check));
     }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bi/read_back.py");
+    let check = Command::new("python3").arg(script).arg(out.path()).args(dates).output().unwrap();
+    assert!(check.status.success(), "{}{}", stdout(&check), stderr(&check));
+    assert!(
+        stdout(&check).contains("read by pandas, polars, pyarrow, DuckDB and Spark; 0 problems"),
+        "{}",
+        stdout(&check)
+    );
 }

@@ -245,9 +245,9 @@ fn run_writes_rejects_and_a_manifest_that_reconciles_and_repeats_byte_for_byte()
     let out_dir = out.path().to_str().unwrap();
     let o = incentives(&["run", "--date", "2026-10-03", "--output", out_dir, "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let csv_path = out.path().join("rejects/run_date=2026-10-03/rejects.csv");
-    let parquet_path = out.path().join("rejects/run_date=2026-10-03/part-0.parquet");
-    let first = (std::fs::read(&csv_path).unwrap(), std::fs::read(&parquet_path).unwrap());
+    let csv_file = out.path().join(csv_path("rejects", "2026-10-03"));
+    let parquet_file = out.path().join(parquet_path("rejects", "2026-10-03"));
+    let first = (std::fs::read(&csv_file).unwrap(), std::fs::read(&parquet_file).unwrap());
     let csv = String::from_utf8(first.0.clone()).unwrap();
     assert!(csv.starts_with("run_date,feed,file,row,field,value,reason\n"));
     assert!(csv.contains("2026-10-03,transactions,transactions/2026-07-15.csv,24,,5,BAD_RECORD\n"), "{csv}");
@@ -278,7 +278,7 @@ fn run_writes_rejects_and_a_manifest_that_reconciles_and_repeats_byte_for_byte()
         .collect();
     assert_eq!(rejected_rows.len() as u64, total.2, "one rejected row per (file, row) in the report");
     assert_eq!(
-        manifest["outputs"]["rejects/run_date=2026-10-03/rejects.csv"]["rows"],
+        manifest["outputs"][&csv_path("rejects", "2026-10-03")]["rows"],
         csv.lines().count() as u64 - 1
     );
     assert!(manifest["data_as_of"] == "2026-10-03");
@@ -286,7 +286,7 @@ fn run_writes_rejects_and_a_manifest_that_reconciles_and_repeats_byte_for_byte()
     let o = incentives(&["run", "--date", "2026-10-03", "--output", out_dir, "-q"]);
     assert!(o.status.success());
     assert_eq!(
-        (std::fs::read(&csv_path).unwrap(), std::fs::read(&parquet_path).unwrap()),
+        (std::fs::read(&csv_file).unwrap(), std::fs::read(&parquet_file).unwrap()),
         first,
         "byte-identical"
     );

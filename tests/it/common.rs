@@ -118,7 +118,8 @@ pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// The reports a run publishes, each in `<report>/run_date=D/`.
+/// The reports a run publishes: parquet in `<report>/run_date=D/`, CSV in `csv/run_date=D/`
+/// (reports.md v4; see [`csv_path`] and [`parquet_path`]).
 pub(crate) const REPORTS: [&str; 6] =
     ["eligibility", "earnings", "unearned", "payouts", "dashboard", "rejects"];
 
@@ -126,18 +127,28 @@ pub(crate) const REPORTS: [&str; 6] =
 /// next to the partner's `access.csv`).
 pub(crate) const EXPORTED: [&str; 4] = ["earnings", "unearned", "payouts", "dashboard"];
 
+/// Where the CSV of `report` for `date` is, relative to the output.
+pub(crate) fn csv_path(report: &str, date: &str) -> String {
+    format!("csv/run_date={date}/{report}.csv")
+}
+
+/// Where the parquet file of `report` for `date` is, relative to the output.
+pub(crate) fn parquet_path(report: &str, date: &str) -> String {
+    format!("{report}/run_date={date}/part-0.parquet")
+}
+
 /// The top folders of a published output besides the `_`-prefixed internals (staging, locks,
-/// publishing): the [`REPORTS`], `exports` and `runs` (the manifests).
+/// publishing): the [`REPORTS`]' dataset folders, `csv`, `exports` and `runs` (the manifests).
 pub(crate) fn top_folders() -> Vec<&'static str> {
-    REPORTS.into_iter().chain(["exports", "runs"]).collect()
+    REPORTS.into_iter().chain(["csv", "exports", "runs"]).collect()
 }
 
 /// The folders a run of `date` publishes, relative to the output: `<report>/run_date=D` for
-/// the [`REPORTS`] and `exports`, and `runs/D`.
+/// the [`REPORTS`], `csv` and `exports`, and `runs/D`.
 pub(crate) fn run_folders(date: &str) -> Vec<String> {
     REPORTS
         .into_iter()
-        .chain(["exports"])
+        .chain(["csv", "exports"])
         .map(|top| format!("{top}/run_date={date}"))
         .chain([format!("runs/{date}")])
         .collect()

@@ -48,8 +48,7 @@ fn check_exports(programs: &Path, run_date: &str, range_lines: &str, extra: &[&s
     args.extend(extra);
     let o = incentives(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    let eligibility =
-        std::fs::read(out.path().join(format!("eligibility/run_date={run_date}/eligibility.csv"))).unwrap();
+    let eligibility = std::fs::read(out.path().join(csv_path("eligibility", run_date))).unwrap();
     let exports = out.path().join(format!("exports/run_date={run_date}"));
     let folders: Vec<String> = std::fs::read_dir(&exports)
         .unwrap()
@@ -64,8 +63,7 @@ fn check_exports(programs: &Path, run_date: &str, range_lines: &str, extra: &[&s
     }
     let mut with_rows = 0;
     for report in EXPORTED {
-        let csv =
-            std::fs::read(out.path().join(format!("{report}/run_date={run_date}/{report}.csv"))).unwrap();
+        let csv = std::fs::read(out.path().join(csv_path(report, run_date))).unwrap();
         let (header, by_partner) = rows_by_partner(&csv);
         let mut seen = 0;
         for folder in &folders {

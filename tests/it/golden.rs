@@ -28,8 +28,7 @@ fn check_date_with(run_date: &str, extra: &[&str]) {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/run_date={run_date}"));
     let bless = std::env::var_os("INCENTIVES_BLESS").is_some() && extra.is_empty();
     for report in REPORTS {
-        let actual =
-            std::fs::read(out.path().join(format!("{report}/run_date={run_date}/{report}.csv"))).unwrap();
+        let actual = std::fs::read(out.path().join(csv_path(report, run_date))).unwrap();
         let path = golden.join(format!("{report}.csv"));
         if bless {
             std::fs::create_dir_all(&golden).unwrap();

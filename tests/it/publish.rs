@@ -107,10 +107,7 @@ fn sigkill_at_every_checkpoint_leaves_the_last_good_run_and_nothing_partial() {
     assert!(k > 20, "only {k} checkpoints");
     let last = final_files_of(out.path(), date);
     assert_ne!(last, good, "the finished run is published");
-    assert!(
-        String::from_utf8_lossy(&last[&format!("earnings/run_date={date}/earnings.csv")])
-            .contains("3000.0000")
-    );
+    assert!(String::from_utf8_lossy(&last[&csv_path("earnings", date)]).contains("3000.0000"));
 }
 
 #[test]

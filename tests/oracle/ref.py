@@ -5,7 +5,13 @@ import os, random, shutil, subprocess, sys, csv, io, hashlib, calendar
 from datetime import date, timedelta
 from fractions import Fraction as F
 
-BIN=os.environ.get("INCENTIVES_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/incentives-target")), "debug", "incentives"))
+def _target_dir():
+    """cargo's own target folder (CARGO_TARGET_DIR, a config, or ./target), as cargo reports it."""
+    import json, subprocess
+    meta = subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"], capture_output=True,
+                          text=True, check=True, cwd=os.path.join(os.path.dirname(__file__), "..", ".."))
+    return json.loads(meta.stdout)["target_directory"]
+BIN=os.environ.get("INCENTIVES_BIN") or os.path.join(_target_dir(), "debug", "incentives")
 MINOR={"USD":2,"EUR":2,"JPY":0,"KWD":3,"GBP":2}
 
 def D(s): return date.fromisoformat(s)
