@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
 use crate::generate::FileFormat;
+use crate::rules::payouts::Totals;
 use crate::run::{self, Options, Outcome};
 
 /// The nightly job of a channel-partner incentives program: ingests the day's feeds, decides
@@ -178,15 +179,24 @@ fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("INCENTIVES_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("incentives={level}")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time();
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     let _ = match cli.log_format {
+        // For schedulers and log stores: one object a line, with an RFC 3339 UTC timestamp and
+        // the level; numbers are JSON numbers.
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        // For people: the terminal shows its own time.
+        LogFormat::Text => builder.without_time().with_ansi(std::io::stderr().is_terminal()).try_init(),
     };
+}
+
+/// Reports a failure on stderr: `incentives: ...` for people, or, with `--log-format json`, an
+/// `ERROR` line of the JSON log (with the exit code), so that a log store sees every line.
+fn report_failure(cli: &Cli, message: &str, code: u8) {
+    match cli.log_format {
+        LogFormat::Json => tracing::error!(exit_code = code, "{message}"),
+        LogFormat::Text => eprintln!("incentives: {message}"),
+    }
 }
 
 /// Parses the command line, runs the command and returns the exit code. Errors are printed
@@ -212,23 +222,22 @@ pub fn main() -> ExitCode {
                 let mut out = std::io::stdout().lock();
                 let listing = matches!(cli.command, Command::Validate(_));
                 // A closed stdout (e.g. piped into `head`) must not turn a good run into a panic.
-                let _ = print_outcome(&mut out, &outcome, listing);
+                let _ = print_outcome(&mut out, &outcome, listing, cli.verbose > 0);
             }
             if args.strict && outcome.ingest.rows_rejected() > 0 {
-                eprintln!(
-                    "incentives: {} row(s) rejected and --strict was given",
-                    outcome.ingest.rows_rejected()
-                );
+                let rejected = outcome.ingest.rows_rejected();
+                report_failure(&cli, &format!("{rejected} row(s) rejected and --strict was given"), 1);
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             }
         }
         Err(e) => {
-            eprintln!("incentives: {}", e.report());
+            let mut message = e.report();
             if let Error::UnreadableFile { .. } = e {
-                eprintln!("incentives: (use --keep-going to skip files that cannot be read)");
+                message.push_str(" (use --keep-going to skip files that cannot be read)");
             }
+            report_failure(&cli, &message, e.exit_code_number());
             e.exit_code()
         }
     }
@@ -272,9 +281,15 @@ fn generate(g: &GenerateArgs, quiet: bool) -> ExitCode {
     }
 }
 
-/// The summary for a person: the run date, (for `validate`) every reject, and the
-/// reconciliation of every file.
-pub(crate) fn print_outcome(w: &mut impl Write, o: &Outcome, list_rejects: bool) -> std::io::Result<()> {
+/// The summary for a person, made to fit a screen: the run date, (for `validate`) every
+/// reject, the reconciliation per feed (per file when `per_file`, `-v`), and each program's
+/// money by status.
+pub(crate) fn print_outcome(
+    w: &mut impl Write,
+    o: &Outcome,
+    list_rejects: bool,
+    per_file: bool,
+) -> std::io::Result<()> {
     let defaulted = if o.date_was_defaulted { " (the newest delivery date)" } else { "" };
     writeln!(w, "run date {}{defaulted}", o.run_date)?;
     writeln!(w, "programs: {}", o.programs.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", "))?;
@@ -295,19 +310,49 @@ pub(crate) fn print_outcome(w: &mut impl Write, o: &Outcome, list_rejects: bool)
         }
     }
     writeln!(w, "\nreconciliation (rows read = accepted + rejected):")?;
-    let width = ingest.files.iter().map(|f| f.path.len()).max().unwrap_or(4).max(5);
-    writeln!(w, "  {:<width$} {:>10} {:>10} {:>10}", "file", "read", "accepted", "rejected")?;
+    // One line per feed, or per file: the label, the files it covers, and the three counts.
+    let mut lines: Vec<(String, usize, u64, u64, u64)> = Vec::new();
     for f in &ingest.files {
-        writeln!(w, "  {:<width$} {:>10} {:>10} {:>10}", f.path, f.rows, f.accepted, f.rejected)?;
+        let label =
+            if per_file { f.path.clone() } else { f.path.split('/').next().unwrap_or_default().to_string() };
+        match lines.last_mut() {
+            Some(l) if l.0 == label => {
+                l.1 += 1;
+                l.2 += f.rows;
+                l.3 += f.accepted;
+                l.4 += f.rejected;
+            }
+            _ => lines.push((label, 1, f.rows, f.accepted, f.rejected)),
+        }
+    }
+    let first = if per_file { "file" } else { "feed" };
+    let width = lines.iter().map(|l| l.0.len()).max().unwrap_or(4).max(5);
+    writeln!(w, "  {first:<width$} {:>6} {:>10} {:>10} {:>10}", "files", "read", "accepted", "rejected")?;
+    for (label, files, rows, accepted, rejected) in &lines {
+        writeln!(w, "  {label:<width$} {files:>6} {rows:>10} {accepted:>10} {rejected:>10}")?;
     }
     writeln!(
         w,
-        "  {:<width$} {:>10} {:>10} {:>10}",
+        "  {:<width$} {:>6} {:>10} {:>10} {:>10}",
         "total",
+        ingest.files.len(),
         ingest.rows_read(),
         ingest.rows_accepted(),
         ingest.rows_rejected()
     )?;
+    if ingest.rows_rejected() > 0 {
+        writeln!(
+            w,
+            "  {} rejected row(s) with {} problem(s): the rejects report has one row per problem \
+             (a row can fail several checks){}",
+            ingest.rows_rejected(),
+            ingest.rejects.len(),
+            if list_rejects { "" } else { "; `incentives validate` lists them" }
+        )?;
+    }
+    if !per_file && lines.len() < ingest.files.len() {
+        writeln!(w, "  (per file: -v)")?;
+    }
     for s in &ingest.skipped {
         writeln!(w, "  skipped {}: {} (no rows counted)", s.path, s.reason)?;
     }
@@ -315,12 +360,47 @@ pub(crate) fn print_outcome(w: &mut impl Write, o: &Outcome, list_rejects: bool)
         writeln!(w, "  ignored {}: {}", i.path, i.reason)?;
     }
     if !o.written.is_empty() {
+        print_money(w, o)?;
         writeln!(
             w,
             "\nwrote {} file(s); manifest: {}",
             o.written.len(),
             o.written.last().expect("non-empty")
         )?;
+    }
+    Ok(())
+}
+
+/// Each program's money as of the run date, in USD, by status (the dashboard's columns summed
+/// over the program's partners).
+fn print_money(w: &mut impl Write, o: &Outcome) -> std::io::Result<()> {
+    let zero = Totals::default();
+    let heads = ["earned", "scheduled", "on hold", "carried fwd", "accruing", "co-op avail."];
+    let rows: Vec<(&str, [String; 6])> = o
+        .programs
+        .iter()
+        .map(|p| {
+            let t = o.money.get(&p.id).unwrap_or(&zero);
+            let cells = [t.earned, t.scheduled, t.on_hold, t.carried_forward, t.accruing, t.coop_available]
+                .map(|v| v.to_string());
+            (p.id.as_str(), cells)
+        })
+        .collect();
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(7).max(7);
+    let cell =
+        rows.iter().flat_map(|r| r.1.iter().map(String::len)).chain(heads.map(str::len)).max().unwrap_or(8);
+    writeln!(w, "\nmoney (USD, as of the run date; scheduled = the payable list):")?;
+    write!(w, "  {:<width$}", "program")?;
+    for h in heads {
+        write!(w, " {h:>cell$}")?;
+    }
+    writeln!(w)?;
+    for (id, cells) in &rows {
+        write!(w, "  {id:<width$}")?;
+        for c in cells {
+            write!(w, " {c:>cell$}")?;
+        }
+        writeln!(w)?;
     }
     Ok(())
 }

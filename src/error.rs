@@ -73,9 +73,14 @@ pub enum Error {
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.exit_code_number())
+    }
+
+    /// The exit code as a number (for a JSON log line): 78 for configuration, else 2.
+    pub fn exit_code_number(&self) -> u8 {
         match self {
-            Error::Config(_) => ExitCode::from(78),
-            _ => ExitCode::from(2),
+            Error::Config(_) => 78,
+            _ => 2,
         }
     }
 

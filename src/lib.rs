@@ -17,6 +17,7 @@ pub mod error;
 pub mod feeds;
 pub mod generate;
 mod hash;
+mod logs;
 pub mod model;
 mod publish;
 mod reports;

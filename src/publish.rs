@@ -255,8 +255,8 @@ impl FolderWriter {
         let started = std::time::Instant::now();
         let written = self.join();
         tracing::debug!(
-            queue_full_s = %format!("{:.1}", self.waited.as_secs_f64()),
-            draining_s = %format!("{:.1}", started.elapsed().as_secs_f64()),
+            queue_full_s = crate::logs::seconds(self.waited),
+            draining_s = crate::logs::seconds(started.elapsed()),
             "export folders written"
         );
         written

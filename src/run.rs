@@ -16,6 +16,7 @@ use crate::publish::Publication;
 use crate::reports::manifest::{self, Manifest};
 use crate::reports::outputs::{EncodedGroup, Outputs, Written};
 use crate::rules;
+use crate::rules::payouts::Totals;
 use crate::store::Store;
 use rayon::prelude::*;
 
@@ -119,6 +120,8 @@ pub(crate) struct Outcome {
     pub(crate) ingest: Ingest,
     /// Paths (relative to the output location) of the files published, manifest last.
     pub(crate) written: Vec<String>,
+    /// Each program's dashboard totals over its partners, by program id (empty for `validate`).
+    pub(crate) money: std::collections::BTreeMap<String, Totals>,
 }
 
 /// Stage lines for a person at a terminal; a log line otherwise.
@@ -141,16 +144,21 @@ impl Progress {
 
     /// The run's end, with its time (the stage times tell where a run spends it).
     fn done(&self) {
-        tracing::info!(elapsed_s = %format!("{:.1}", self.started.elapsed().as_secs_f64()), "published");
+        tracing::info!(elapsed_s = self.elapsed_s(), "published");
+    }
+
+    /// Seconds since the run started, to the tenth (a number in JSON logs).
+    fn elapsed_s(&self) -> f64 {
+        crate::logs::seconds(self.started.elapsed())
     }
 
     fn stage(&mut self, what: &str) {
         self.step += 1;
-        let elapsed = format!("{:.1}", self.started.elapsed().as_secs_f64());
+        let elapsed = self.elapsed_s();
         if self.on {
-            eprintln!("[{}/{}] {what} ({elapsed} s)", self.step, Self::STEPS);
+            eprintln!("[{}/{}] {what} ({elapsed:.1} s)", self.step, Self::STEPS);
         }
-        tracing::info!(stage = self.step, elapsed_s = %elapsed, "{what}");
+        tracing::info!(stage = self.step, elapsed_s = elapsed, "{what}");
     }
 }
 
@@ -213,6 +221,7 @@ pub(crate) fn validate(opts: &Options) -> Result<Outcome> {
         programs: p.programs,
         ingest,
         written: Vec::new(),
+        money: Default::default(),
     })
 }
 
@@ -259,7 +268,8 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
         Outputs::begin(&mut publication, &plan, &ingest.feeds.users, data_as_of, metadata)?;
     // The rules a group of pieces at a time: a group is computed and encoded (in parallel)
     // while the group before it is written, so no more than two groups' rows are ever held.
-    let compute = |pieces: &[(usize, usize)]| -> Result<EncodedGroup> {
+    // Each group also gives its programs' money totals, for the summary.
+    let compute = |pieces: &[(usize, usize)]| -> Result<(EncodedGroup, Vec<(String, Totals)>)> {
         // Spilled rows are read back for the group and live until its rows are encoded.
         let loaded: Vec<Vec<Transaction>> =
             pieces.par_iter().map(|&(p, r)| plan.load(p, r)).collect::<Result<_>>()?;
@@ -268,26 +278,38 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
             .zip(&loaded)
             .map(|(&(p, r), loaded)| plan.piece(p, r, &plan.rows(p, r, loaded)))
             .collect::<Result<_>>()?;
-        encoder.encode(pieces, &results)
+        let sums = results
+            .iter()
+            .map(|r| {
+                let mut sum = Totals::default();
+                r.totals.iter().for_each(|t| sum.merge(t));
+                (r.program.id.clone(), sum)
+            })
+            .collect();
+        Ok((encoder.encode(pieces, &results)?, sums))
     };
+    let mut money: std::collections::BTreeMap<String, Totals> = Default::default();
     let pieces = plan.pieces();
     let mut groups = pieces.chunks(PIECES_IN_FLIGHT);
     let mut ready = groups.next().map(compute).transpose()?;
-    let mut computing = 0.0;
-    while let Some(group) = ready {
+    let mut computing = std::time::Duration::ZERO;
+    while let Some((group, sums)) = ready {
+        for (program, t) in &sums {
+            money.entry(program.clone()).or_default().merge(t);
+        }
         let (appended, next) = rayon::join(
             || outputs.append(group),
             || {
                 let started = std::time::Instant::now();
                 let next = groups.next().map(compute).transpose();
-                computing += started.elapsed().as_secs_f64();
+                computing += started.elapsed();
                 next
             },
         );
         appended?;
         ready = next?;
     }
-    tracing::debug!(computing_s = %format!("{computing:.1}"), "rules applied and rows encoded");
+    tracing::debug!(computing_s = crate::logs::seconds(computing), "rules applied and rows encoded");
     progress.stage("writing the exports");
     let Written { outputs, paths: mut written, export_folders } =
         outputs.finish(&encoder, &ingest.rejects)?;
@@ -310,6 +332,7 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
         programs: p.programs,
         ingest,
         written,
+        money,
     })
 }
 

@@ -249,8 +249,8 @@ impl<'p> Outputs<'p> {
             .collect();
         let mut written = Written { outputs: BTreeMap::new(), paths: Vec::new(), export_folders };
         for (r, b) in REPORTS.iter().zip(&busy) {
-            let b = b.load(Ordering::Relaxed) as f64 / 1e6;
-            tracing::debug!(report = r.name, appending_s = %format!("{b:.1}"), "report appended");
+            let busy = std::time::Duration::from_micros(b.load(Ordering::Relaxed));
+            tracing::debug!(report = r.name, appending_s = crate::logs::seconds(busy), "report appended");
         }
         let reports: Vec<writer::Written> =
             writers.into_iter().map(|w| w.finish(publication)).collect::<Result<_>>()?;
@@ -278,7 +278,7 @@ impl<'p> Outputs<'p> {
         tracing::debug!(
             partners = encoder.exporter.partner_ids().len(),
             after_rules = late.len(),
-            exports_s = %format!("{:.1}", started.elapsed().as_secs_f64()),
+            exports_s = crate::logs::seconds(started.elapsed()),
             "exported"
         );
         Ok(written)

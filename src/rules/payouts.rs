@@ -210,6 +210,18 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds `other`'s columns to these (a program's totals over its partners).
+    pub(crate) fn merge(&mut self, other: &Totals) {
+        self.earned += other.earned;
+        self.rebate += other.rebate;
+        self.coop += other.coop;
+        self.scheduled += other.scheduled;
+        self.on_hold += other.on_hold;
+        self.carried_forward += other.carried_forward;
+        self.accruing += other.accruing;
+        self.coop_available += other.coop_available;
+    }
+
     /// Adds a group's total to the columns it belongs to.
     pub(crate) fn add(&mut self, g: &Group) {
         let t = g.total_usd;

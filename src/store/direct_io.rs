@@ -213,7 +213,7 @@ impl DirectWriter {
         }
         tracing::debug!(
             file = %self.path.display(),
-            waiting_for_disk_s = %format!("{:.1}", self.waited.as_secs_f64()),
+            waiting_for_disk_s = crate::logs::seconds(self.waited),
             "written direct"
         );
         Ok(())

@@ -354,3 +354,107 @@ fn far_fewer_transactions_than_the_last_published_run_publish_nothing_unless_all
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_ne!(manifest(), published);
 }
+
+/// Cents of a decimal text such as `-12.5` or `40750.40`.
+fn cents(text: &str) -> i128 {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let negative = whole.starts_with('-');
+    let frac = format!("{frac:0<2}");
+    let value =
+        whole.trim_start_matches('-').parse::<i128>().unwrap() * 100 + frac[..2].parse::<i128>().unwrap();
+    if negative { -value } else { value }
+}
+
+#[test]
+fn the_summary_fits_a_screen_and_its_money_is_the_dashboards() {
+    let out = tempfile::tempdir().unwrap();
+    let o = incentives(&["run", "--output", out.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.lines().count() < 40, "{text}");
+    // One line per feed, not per file; -v gives the files.
+    assert!(text.contains("  transactions ") && !text.contains("transactions/2026-"), "{text}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("runs/2026-11-01/manifest.json")).unwrap())
+            .unwrap();
+    let rejects = std::fs::read_to_string(out.path().join(csv_path("rejects", "2026-11-01"))).unwrap();
+    let problems = rejects.lines().count() - 1;
+    let rejected = manifest["totals"]["rejected"].as_u64().unwrap();
+    assert!(problems as u64 > rejected, "the sample has rows with several problems");
+    assert!(text.contains(&format!("{rejected} rejected row(s) with {problems} problem(s)")), "{text}");
+    // Each program's money: the dashboard's columns summed over its partners.
+    let mut dashboard = csv::Reader::from_path(out.path().join(csv_path("dashboard", "2026-11-01"))).unwrap();
+    let header = dashboard.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let columns = [
+        "earned_to_date_usd",
+        "scheduled_usd",
+        "on_hold_usd",
+        "carried_forward_usd",
+        "accruing_usd",
+        "coop_available_usd",
+    ];
+    let mut sums: std::collections::BTreeMap<String, [i128; 6]> = Default::default();
+    for record in dashboard.records() {
+        let record = record.unwrap();
+        let sum = sums.entry(record[col("program_id")].to_string()).or_default();
+        for (i, c) in columns.iter().enumerate() {
+            sum[i] += cents(&record[col(c)]);
+        }
+    }
+    assert_eq!(sums.len(), 3);
+    for (program, want) in &sums {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(program.as_str()))
+            .unwrap_or_else(|| panic!("{program}: {text}"));
+        let got: Vec<i128> = line.split_whitespace().skip(1).map(cents).collect();
+        assert_eq!(got, want.to_vec(), "{program}: {line}");
+    }
+    let verbose = incentives(&["run", "-v", "--output", out.path().to_str().unwrap()]);
+    assert!(stdout(&verbose).contains("transactions/2026-10-31.csv"), "{}", stdout(&verbose));
+}
+
+#[test]
+fn json_logs_are_json_to_the_last_line_with_time_level_numbers_and_errors() {
+    let out = tempfile::tempdir().unwrap();
+    let o = incentives(&[
+        "run",
+        "-v",
+        "--strict",
+        "--log-format",
+        "json",
+        "--output",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() > 3);
+    for l in &lines {
+        assert!(chrono::DateTime::parse_from_rfc3339(l["timestamp"].as_str().unwrap()).is_ok(), "{l}");
+        assert!(["ERROR", "WARN", "INFO", "DEBUG"].contains(&l["level"].as_str().unwrap()), "{l}");
+    }
+    assert!(lines.iter().any(|l| l["fields"]["elapsed_s"].is_f64()), "elapsed_s is a number");
+    let last = lines.last().unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert_eq!(last["fields"]["exit_code"], 1);
+    assert!(last["fields"]["message"].as_str().unwrap().contains("--strict"), "{last}");
+    // A fatal error too, under -q.
+    let o = incentives(&[
+        "run",
+        "-q",
+        "--log-format",
+        "json",
+        "--input",
+        "/no/such/landing",
+        "--output",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(78));
+    let line: serde_json::Value = serde_json::from_str(stderr(&o).trim()).unwrap();
+    assert_eq!(line["fields"]["exit_code"], 78);
+    assert!(line["fields"]["message"].as_str().unwrap().contains("/no/such/landing"), "{line}");
+}
