@@ -19,6 +19,7 @@ pub mod generate;
 mod hash;
 mod logs;
 pub mod model;
+mod progress;
 mod publish;
 mod reports;
 pub mod rules;

@@ -403,7 +403,7 @@ impl Publication {
 
     /// Starts `threads` writers of whole folders of small files under the staging prefix
     /// (see [`FolderWriter`]).
-    pub(crate) fn folder_writer(&self, threads: usize) -> FolderWriter {
+    pub(crate) fn folder_writer(&self, threads: usize, progress: crate::progress::Progress) -> FolderWriter {
         let threads = threads.max(1);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Folder>>(2 * threads);
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
@@ -411,6 +411,7 @@ impl Publication {
             .map(|_| {
                 let (rx, mut files) = (rx.clone(), self.store.small_files(threads));
                 let (staging, checkpoints) = (self.staging.clone(), self.checkpoints.clone());
+                let progress = progress.clone();
                 std::thread::spawn(move || -> Result<Vec<Written>> {
                     let mut written = Vec::new();
                     loop {
@@ -418,6 +419,7 @@ impl Publication {
                         let Ok(batch) = batch else { return Ok(written) };
                         for folder in batch {
                             write_folder(&folder, &mut *files, &staging, &checkpoints, &mut written)?;
+                            progress.folder_written();
                         }
                     }
                 })
@@ -520,7 +522,7 @@ mod tests {
     fn folders_are_written_whole_by_the_writers_and_adopted() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = publication(dir.path());
-        let mut w = p.folder_writer(2);
+        let mut w = p.folder_writer(2, crate::progress::Progress::hidden());
         let folders: Vec<Folder> =
             (0..300).map(|i| folder(&format!("partner_id=P{i:03}"), &["a.csv", "b.csv"])).collect();
         let expected: Vec<(String, Vec<u8>)> =
@@ -550,7 +552,7 @@ mod tests {
         // A file where the second folder should be.
         std::fs::create_dir_all(root.join("exports/run_date=2026-09-01")).unwrap();
         std::fs::write(root.join("exports/run_date=2026-09-01/partner_id=B"), b"in the way").unwrap();
-        let mut w = p.folder_writer(1);
+        let mut w = p.folder_writer(1, crate::progress::Progress::hidden());
         let mut err = None;
         // The writer stops at B; later sends (the queue full, or no writer left) or the
         // finish report the error.

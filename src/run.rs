@@ -3,8 +3,6 @@
 //! the manifest last, and publish the whole run at once. `validate` stops after ingestion and
 //! writes nothing.
 
-use std::io::IsTerminal;
-
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
@@ -12,6 +10,7 @@ use crate::config::{self, Program};
 use crate::error::{Error, Result};
 use crate::feeds::tables::Transaction;
 use crate::feeds::{self, Ingest, Landing};
+use crate::progress::Progress;
 use crate::publish::Publication;
 use crate::reports::manifest::{self, Manifest};
 use crate::reports::outputs::{EncodedGroup, Outputs, Written};
@@ -124,44 +123,6 @@ pub(crate) struct Outcome {
     pub(crate) money: std::collections::BTreeMap<String, Totals>,
 }
 
-/// Stage lines for a person at a terminal; a log line otherwise.
-struct Progress {
-    on: bool,
-    step: usize,
-    started: std::time::Instant,
-}
-
-impl Progress {
-    const STEPS: usize = 5;
-
-    fn new(requested: bool) -> Progress {
-        Progress {
-            on: requested && std::io::stderr().is_terminal(),
-            step: 0,
-            started: std::time::Instant::now(),
-        }
-    }
-
-    /// The run's end, with its time (the stage times tell where a run spends it).
-    fn done(&self) {
-        tracing::info!(elapsed_s = self.elapsed_s(), "published");
-    }
-
-    /// Seconds since the run started, to the tenth (a number in JSON logs).
-    fn elapsed_s(&self) -> f64 {
-        crate::logs::seconds(self.started.elapsed())
-    }
-
-    fn stage(&mut self, what: &str) {
-        self.step += 1;
-        let elapsed = self.elapsed_s();
-        if self.on {
-            eprintln!("[{}/{}] {what} ({elapsed:.1} s)", self.step, Self::STEPS);
-        }
-        tracing::info!(stage = self.step, elapsed_s = elapsed, "{what}");
-    }
-}
-
 /// The programs, the landing zone and the run date: everything known before reading a row.
 struct Prepared {
     programs: Vec<Program>,
@@ -193,7 +154,8 @@ fn prepare(opts: &Options) -> Result<Prepared> {
     Ok(Prepared { programs, input, landing, run_date, date_was_defaulted })
 }
 
-fn ingest(p: &Prepared, opts: &Options) -> Result<Ingest> {
+/// `on_file` is called as each delivery file has been read and checked.
+fn ingest(p: &Prepared, opts: &Options, on_file: &(dyn Fn() + Sync)) -> Result<Ingest> {
     crate::allocator::reuse_freed_memory_until_collected();
     let ingest = feeds::validate::ingest_spilling(
         &p.input,
@@ -201,6 +163,7 @@ fn ingest(p: &Prepared, opts: &Options) -> Result<Ingest> {
         p.run_date,
         opts.keep_going,
         Some(&opts.spill),
+        on_file,
     )?;
     for w in &ingest.warnings {
         tracing::warn!("{w}");
@@ -214,7 +177,7 @@ fn ingest(p: &Prepared, opts: &Options) -> Result<Ingest> {
 /// Loads the programs, lists the landing zone and validates every feed for the run date.
 pub(crate) fn validate(opts: &Options) -> Result<Outcome> {
     let p = prepare(opts)?;
-    let ingest = ingest(&p, opts)?;
+    let ingest = ingest(&p, opts, &|| {})?;
     Ok(Outcome {
         run_date: p.run_date,
         date_was_defaulted: p.date_was_defaulted,
@@ -245,16 +208,19 @@ fn run_id(run_date: NaiveDate, ingest: &Ingest, programs: &[Program]) -> String 
 /// The daily job: validate, apply the rules, write every report, then publish atomically.
 pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     let started_at = manifest::now();
-    let mut progress = Progress::new(opts.progress);
-    progress.stage("reading programs and listing the landing zone");
+    let progress = Progress::new(opts.progress);
+    progress.stage("reading programs and listing the landing zone", None);
     let p = prepare(opts)?;
     let d = p.run_date;
     let out = Store::create(&opts.output)?;
     let mut publication = Publication::begin(&out, d)?;
-    progress.stage(&format!("validating the feeds for {d}"));
-    let ingest = ingest(&p, opts)?;
+    let files = feeds::Feed::ALL.iter().map(|&f| p.landing.select(f, d).len() as u64).sum();
+    progress.stage(&format!("validating the feeds for {d}"), Some((files, "files")));
+    let ingest = ingest(&p, opts, &|| progress.inc(1))?;
     opts.guard.check(&out, d, &ingest)?;
-    progress.stage("applying the rules and writing the reports");
+    let plan = rules::Plan::new(&ingest.feeds, &p.programs, d, opts.range_lines)?;
+    let pieces = plan.pieces();
+    progress.stage("applying the rules and writing the reports", Some((pieces.len() as u64, "pieces")));
     crate::allocator::keep_freed_memory_from_now();
     let data_as_of = ingest.data_as_of();
     let run_id = run_id(d, &ingest, &p.programs);
@@ -263,9 +229,8 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
         ("run_date", d.to_string()),
         ("run_id", run_id.clone()),
     ];
-    let plan = rules::Plan::new(&ingest.feeds, &p.programs, d, opts.range_lines)?;
     let (encoder, mut outputs) =
-        Outputs::begin(&mut publication, &plan, &ingest.feeds.users, data_as_of, metadata)?;
+        Outputs::begin(&mut publication, &plan, &ingest.feeds.users, data_as_of, metadata, &progress)?;
     // The rules a group of pieces at a time: a group is computed and encoded (in parallel)
     // while the group before it is written, so no more than two groups' rows are ever held.
     // Each group also gives its programs' money totals, for the summary.
@@ -286,10 +251,11 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
                 (r.program.id.clone(), sum)
             })
             .collect();
-        Ok((encoder.encode(pieces, &results)?, sums))
+        let encoded = encoder.encode(pieces, &results)?;
+        progress.inc(pieces.len() as u64);
+        Ok((encoded, sums))
     };
     let mut money: std::collections::BTreeMap<String, Totals> = Default::default();
-    let pieces = plan.pieces();
     let mut groups = pieces.chunks(PIECES_IN_FLIGHT);
     let mut ready = groups.next().map(compute).transpose()?;
     let mut computing = std::time::Duration::ZERO;
@@ -310,7 +276,7 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
         ready = next?;
     }
     tracing::debug!(computing_s = crate::logs::seconds(computing), "rules applied and rows encoded");
-    progress.stage("writing the exports");
+    progress.stage("writing the exports", Some((encoder.export_folders() as u64, "partner folders")));
     let Written { outputs, paths: mut written, export_folders } =
         outputs.finish(&encoder, &ingest.rejects)?;
     let mut manifest =
@@ -323,7 +289,7 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     }
     publication.finish(file)?;
     written.push(path);
-    progress.stage("publishing");
+    progress.stage("publishing", None);
     publication.commit()?;
     progress.done();
     Ok(Outcome {

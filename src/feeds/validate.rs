@@ -150,7 +150,7 @@ fn bad_record(cells: usize) -> Problem {
 /// (their files in parallel); transaction files are streamed: each is read and its rows
 /// checked (files in parallel), and only the compact accepted candidates outlive the file.
 pub fn ingest(store: &Store, landing: &Landing, run_date: NaiveDate, keep_going: bool) -> Result<Ingest> {
-    ingest_spilling(store, landing, run_date, keep_going, None)
+    ingest_spilling(store, landing, run_date, keep_going, None, &|| {})
 }
 
 /// When a run keeps its accepted transactions in a local file instead of in memory.
@@ -163,24 +163,29 @@ pub(crate) struct SpillPolicy {
 }
 
 /// [`ingest`], with the accepted transactions spilled to a local file (see
-/// [`crate::feeds::spill`]) when `spill` says so.
+/// [`crate::feeds::spill`]) when `spill` says so; `on_file` is called as each delivery file has
+/// been read and checked (a progress bar's count).
 pub(crate) fn ingest_spilling(
     store: &Store,
     landing: &Landing,
     run_date: NaiveDate,
     keep_going: bool,
     spill: Option<&SpillPolicy>,
+    on_file: &(dyn Fn() + Sync),
 ) -> Result<Ingest> {
     let ingest = Ingest { ignored: landing.ignored.clone(), ..Ingest::default() };
     let mut v = Validator { ingest, ctx: Context::default(), spill: spill.cloned() };
     for feed in Feed::ALL {
         let selected = landing.select(feed, run_date);
         if feed == Feed::Transactions {
-            v.transactions(store, &selected, keep_going)?;
+            v.transactions(store, &selected, keep_going, on_file)?;
             continue;
         }
-        let loaded: Vec<Result<Loaded, (&DeliveryFile, Error)>> =
-            selected.par_iter().map(|&file| load(store, file).map_err(|e| (file, e))).collect();
+        let loaded: Vec<Result<Loaded, (&DeliveryFile, Error)>> = selected
+            .par_iter()
+            .map(|&file| load(store, file).map_err(|e| (file, e)))
+            .inspect(|_| on_file())
+            .collect();
         let mut files = Vec::new();
         for result in loaded {
             files.extend(skip_or_fail(result, keep_going, &mut v.ingest.skipped)?);
@@ -535,7 +540,13 @@ impl Validator {
     /// The transactions feed. Each file is read and its rows checked for cells and references
     /// (files in parallel); then the key checks (sales claim their keys first) and the refund
     /// checks run in the order of feeds.md: delivery date, transaction date, transaction id.
-    fn transactions(&mut self, store: &Store, files: &[&DeliveryFile], keep_going: bool) -> Result<()> {
+    fn transactions(
+        &mut self,
+        store: &Store,
+        files: &[&DeliveryFile],
+        keep_going: bool,
+        on_file: &(dyn Fn() + Sync),
+    ) -> Result<()> {
         let Validator { ingest, ctx, spill } = self;
         let ctx = &*ctx;
         // Transaction id -> the holder's index in `accepted`, and each accepted row's canonical
@@ -560,7 +571,7 @@ impl Validator {
         // accepted rows outlive their file.
         let mut windows = files.chunks(4 * rayon::current_num_threads().max(1));
         let first = windows.clone().next().unwrap_or_default();
-        let mut current = windows.next().map(|w| read_window(store, ctx, w)).unwrap_or_default();
+        let mut current = windows.next().map(|w| read_window(store, ctx, w, on_file)).unwrap_or_default();
         // Sized once for the whole feed, from the first window's rows per byte: grown by
         // doubling instead, the id map would re-hash every id's string at each growth and the
         // row vector would copy itself and over-allocate up to twice. An over-estimate (later
@@ -615,7 +626,7 @@ impl Validator {
                     }
                     Ok(())
                 },
-                || upcoming.map(|w| read_window(store, ctx, w)),
+                || upcoming.map(|w| read_window(store, ctx, w, on_file)),
             );
             claimed?;
             match next {
@@ -766,8 +777,13 @@ fn read_window<'f>(
     store: &Store,
     ctx: &Context,
     files: &[&'f DeliveryFile],
+    on_file: &(dyn Fn() + Sync),
 ) -> Vec<std::result::Result<CheckedFile, (&'f DeliveryFile, Error)>> {
-    files.par_iter().map(|&file| check_transaction_file(store, file, ctx).map_err(|e| (file, e))).collect()
+    files
+        .par_iter()
+        .map(|&file| check_transaction_file(store, file, ctx).map_err(|e| (file, e)))
+        .inspect(|_| on_file())
+        .collect()
 }
 
 /// One transaction file, read and checked row by row.

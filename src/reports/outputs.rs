@@ -94,6 +94,11 @@ pub(crate) struct Outputs<'p> {
 }
 
 impl<'a> Encoder<'a> {
+    /// How many partner export folders the run writes.
+    pub(crate) fn export_folders(&self) -> usize {
+        self.exporter.partner_ids().len()
+    }
+
     /// The source of one report over `results`.
     fn source<'r>(&'r self, report: &'static Report, results: &'r [ProgramResult<'a>]) -> Source<'r, 'a> {
         Source {
@@ -183,13 +188,15 @@ impl<'a> Encoder<'a> {
 
 impl<'p> Outputs<'p> {
     /// Opens every report of [`REPORTS`] under `publication` (writing their CSV headers) and
-    /// starts the export folder writers; returns them with the [`Encoder`] of the run's groups.
+    /// starts the export folder writers (which count each folder on `progress`); returns them
+    /// with the [`Encoder`] of the run's groups.
     pub(crate) fn begin<'a>(
         publication: &'p mut Publication,
         plan: &'a Plan<'a>,
         users: &'a [User],
         data_as_of: Option<NaiveDate>,
         metadata: Vec<(&'static str, String)>,
+        progress: &crate::progress::Progress,
     ) -> Result<(Encoder<'a>, Outputs<'p>)> {
         let run_date = plan.run_date();
         let partners = plan.partner_ids();
@@ -212,7 +219,7 @@ impl<'p> Outputs<'p> {
             .iter()
             .map(|p| plan.programs.iter().filter(|q| q.partner_type == p.partner_type).count() == 1)
             .collect();
-        let folders = publication.folder_writer(FOLDER_WRITERS);
+        let folders = publication.folder_writer(FOLDER_WRITERS, progress.clone());
         let busy = REPORTS.iter().map(|_| AtomicU64::default()).collect();
         let encoder = Encoder { plan, data_as_of, schemas, exported, sole, exporter };
         let outputs = Outputs { publication, run_date, metadata, writers, folders, busy };

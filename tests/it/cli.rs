@@ -458,3 +458,39 @@ fn json_logs_are_json_to_the_last_line_with_time_level_numbers_and_errors() {
     assert_eq!(line["fields"]["exit_code"], 78);
     assert!(line["fields"]["message"].as_str().unwrap().contains("/no/such/landing"), "{line}");
 }
+
+#[test]
+fn a_terminal_shows_the_stages_with_their_counts_and_cron_sees_nothing_extra() {
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("terminal.log");
+    let command = format!(
+        "{} run --output {} > /dev/null",
+        env!("CARGO_BIN_EXE_incentives"),
+        out.path().join("o").display()
+    );
+    // `script` runs the command on a pseudo-terminal and records what it drew.
+    let o = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command])
+        .arg(&log)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("script (util-linux) runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let drawn = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    for expected in [
+        "[2/5] validating the feeds",
+        "files",
+        "[3/5] applying the rules",
+        "pieces",
+        "[4/5] writing the exports",
+        "partner folders",
+        "[5/5] publishing",
+    ] {
+        assert!(drawn.contains(expected), "{expected:?} not drawn: {drawn}");
+    }
+    // Not a terminal (cron): the summary on stdout, nothing on stderr.
+    let o = incentives(&["run", "--output", out.path().join("o").to_str().unwrap()]);
+    assert!(o.status.success());
+    assert_eq!(stderr(&o), "", "nothing extra under cron");
+    assert!(stdout(&o).contains("reconciliation"));
+}
