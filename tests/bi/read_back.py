@@ -4,7 +4,8 @@
 Every report's dataset folder (`OUT/<report>/`, parquet only since reports.md v4) is read as a
 folder, with every published run date in it, by pandas, polars, pyarrow, DuckDB and Spark. Each
 reader must see the partition column `run_date`, the types (Decimal(18, s), Date,
-list<string>), all the rows of all the dates, and, through the README's current-state recipe
+list<string>), all the rows of all the dates, the keys docs/reports.md gives (unique per run
+date), and, through the current-state recipe of docs/reports.md
 for that reader (keep the newest `run_date`), exactly the rows and exact money sums of the
 newest run's CSV. pyarrow also compares the newest partition with its CSV row by row.
 
@@ -33,6 +34,15 @@ DATES = {"eligible_since", "invited_on", "transaction_date", "payment_date",
 LISTS = {"reasons", "hold_reasons"}
 BOOLS = {"eligible", "active_reseller"}
 INTS = {"quantity", "row"}
+# The keys docs/reports.md gives for each report's rows: unique in every run's partition.
+KEYS = {
+    "eligibility": ["program_id", "partner_id"],
+    "earnings": ["program_id", "transaction_id"],
+    "unearned": ["program_id", "transaction_id"],
+    "payouts": ["program_id", "partner_id", "earning_period", "earning_type"],
+    "dashboard": ["program_id", "partner_id"],
+    "rejects": ["feed", "file", "row", "field", "reason"],
+}
 problems = []
 
 
@@ -155,6 +165,14 @@ for report in REPORTS:
     n = con.execute(f"SELECT count(*) FROM ({current_sql})").fetchone()[0]
     sums = {c: con.execute(f"SELECT coalesce(sum({c}), 0) FROM ({current_sql})").fetchone()[0] for c in money}
     check("duckdb", report, total, n, sums, len(want), want_sums)
+    key = ", ".join(KEYS[report])
+    dupes = con.execute(f"SELECT run_date, {key}, count(*) FROM {src} GROUP BY ALL HAVING count(*) > 1").fetchall()
+    if dupes:
+        problems.append(f"{report}: the documented key ({key}) is not unique: {dupes[:3]}")
+    if report == "earnings":
+        ids = con.execute(f"SELECT count(*) - count(DISTINCT earning_id) FROM ({current_sql})").fetchone()[0]
+        if ids:
+            problems.append(f"earnings: earning_id repeats {ids} times in one run")
     desc = dict((r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall())
     for col, typ in desc.items():
         s = scale_of(col)
