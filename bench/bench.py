@@ -31,6 +31,7 @@ stderr, /usr/bin/time output, checker output) are kept in WORK/logs/M/.
 import argparse
 import datetime as dt
 import importlib
+import json
 import os
 import platform
 import shutil
@@ -232,7 +233,8 @@ def main():
                     help="comma-separated numbers of generated sales")
     ap.add_argument("--work", default=os.path.join("/tmp", "incentives-bench"),
                     help="folder for generated data and outputs (tens of GB at 100M)")
-    ap.add_argument("--binary", default=os.path.expanduser("~/.cache/incentives-release/release/incentives"))
+    ap.add_argument("--binary", default=None,
+                    help="the incentives binary (default: the release build in cargo's target folder)")
     ap.add_argument("--partners-per-million", type=int, default=20000)
     ap.add_argument("--keep", action="store_true", help="keep WORK/gen-M and WORK/out-M")
     ap.add_argument("--check", action="store_true", help="run check_peer.py (sizes <= 1M)")
@@ -243,6 +245,10 @@ def main():
     global DROP_CACHES
     DROP_CACHES = a.drop_caches
     sizes = [int(s.replace("_", "")) for s in a.sizes.split(",") if s.strip()]
+    if a.binary is None:
+        meta = subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"], capture_output=True,
+                              text=True, check=True, cwd=os.path.join(os.path.dirname(__file__), ".."))
+        a.binary = os.path.join(json.loads(meta.stdout)["target_directory"], "release", "incentives")
     if not os.access(a.binary, os.X_OK):
         sys.exit(f"no executable incentives binary at {a.binary}")
     ensure_deps()

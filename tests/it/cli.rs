@@ -494,3 +494,31 @@ fn a_terminal_shows_the_stages_with_their_counts_and_cron_sees_nothing_extra() {
     assert_eq!(stderr(&o), "", "nothing extra under cron");
     assert!(stdout(&o).contains("reconciliation"));
 }
+
+#[test]
+fn developer_tools_say_so_and_stop_without_the_shared_folder() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let o = std::process::Command::new("bash")
+        .arg(format!("{root}/scripts/conformance.sh"))
+        .env("SHARED", "/no/such/shared")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("skipped: the conformance cases are not here (/no/such/shared/conformance"),
+        "{}",
+        stdout(&o)
+    );
+    let o = std::process::Command::new("python3")
+        .args([&format!("{root}/tests/oracle/gen.py"), "0", "1"])
+        .env("COMPARE", "/no/such/compare.py")
+        .env("INCENTIVES_BIN", env!("CARGO_BIN_EXE_incentives"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("skipped: this developer tool needs the shared conformance comparer"),
+        "{}",
+        stdout(&o)
+    );
+}
