@@ -238,25 +238,9 @@ fn a_second_run_is_refused_while_another_holds_the_lock_in_the_bucket() {
     // Runs started together over an expired lock: the bucket's conditional put lets exactly
     // one take it over (each waits between reading the lock and replacing it, so all find it).
     objects("s3", &s3, &["put", &format!("out/_locks/{DATE}.lock"), &expired.to_string()]);
-    let racers: Vec<_> = (0..3)
-        .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_incentives"))
-                .args(["run", "--input", landing, "--output", "s3://lake/out", "--date", DATE])
-                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .env("INCENTIVES_TEST_TAKEOVER_PAUSE_MS", "500")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outcomes: Vec<_> = racers.into_iter().map(|r| r.wait_with_output().unwrap()).collect();
-    let took_over = outcomes.iter().filter(|o| stderr(o).contains("took over the stale lock")).count();
-    assert_eq!(took_over, 1, "{:?}", outcomes.iter().map(stderr).collect::<Vec<_>>());
-    for o in &outcomes {
-        let refused = o.status.code() == Some(2) && stderr(o).contains("is in progress");
-        assert!(o.status.success() || refused, "{}", stderr(o));
-    }
+    let args =
+        ["run", "--input", landing, "--output", "s3://lake/out", "--date", DATE].map(std::ffi::OsStr::new);
+    race_for_a_stale_lock(3, &args, &env, 500);
 }
 
 #[test]

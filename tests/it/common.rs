@@ -203,3 +203,39 @@ fn walk(base: &Path, rel: &str, files: &mut BTreeMap<String, Vec<u8>>) {
         }
     }
 }
+
+/// Starts `n` runs of the binary with `args` and `env` at once, each pausing `pause_ms`
+/// between reading a stale lock and replacing it (the debug build's hook), so that all find
+/// it; waits for them. Asserts that exactly one took the lock over and that every other one
+/// either stopped with exit 2 naming the holder or ran after the winner released the lock.
+pub(crate) fn race_for_a_stale_lock(
+    n: usize,
+    args: &[&std::ffi::OsStr],
+    env: &[(String, String)],
+    pause_ms: u64,
+) {
+    let runs: Vec<_> = (0..n)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_incentives"))
+                .args(args)
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("INCENTIVES_TEST_TAKEOVER_PAUSE_MS", pause_ms.to_string())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outcomes: Vec<Output> = runs.into_iter().map(|r| r.wait_with_output().unwrap()).collect();
+    let took_over = outcomes.iter().filter(|o| stderr(o).contains("took over the stale lock")).count();
+    assert_eq!(
+        took_over,
+        1,
+        "{took_over} runs took the stale lock over: {:?}",
+        outcomes.iter().map(stderr).collect::<Vec<_>>()
+    );
+    for o in &outcomes {
+        let refused = o.status.code() == Some(2) && stderr(o).contains("is in progress: pid");
+        assert!(o.status.success() || refused, "{:?} {}", o.status, stderr(o));
+    }
+}

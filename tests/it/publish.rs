@@ -155,29 +155,12 @@ fn of_runs_started_together_over_a_stale_lock_exactly_one_takes_it_over() {
             "host": host, "pid": gone.id(), "started_at": "2026-11-25T01:00:00Z", "expires_at": "2999-01-01T00:00:00Z"
         });
         std::fs::write(&lock, stale.to_string()).unwrap();
-        let runs: Vec<_> = (0..4)
-            .map(|_| {
-                std::process::Command::new(env!("CARGO_BIN_EXE_incentives"))
-                    .args(["run", "--input", z.path(), "--programs", z.programs_path(), "--date", date])
-                    .arg("--output")
-                    .arg(out.path())
-                    // Each waits between reading the stale lock and replacing it: all find it.
-                    .env("INCENTIVES_TEST_TAKEOVER_PAUSE_MS", "300")
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outcomes: Vec<_> = runs.into_iter().map(|r| r.wait_with_output().unwrap()).collect();
-        let took_over = outcomes.iter().filter(|o| stderr(o).contains("took over the stale lock")).count();
-        assert_eq!(took_over, 1, "round {round}: {} runs took the stale lock over", took_over);
-        for o in &outcomes {
-            // The others ran after the winner released the lock, or stopped naming the holder.
-            let refused = o.status.code() == Some(2)
-                && stderr(o).contains(&format!("another run of {date} is in progress: pid"));
-            assert!(o.status.success() || refused, "round {round}: {:?} {}", o.status, stderr(o));
-        }
+        let args = ["run", "--input", z.path(), "--programs", z.programs_path(), "--date", date]
+            .map(std::ffi::OsStr::new)
+            .into_iter()
+            .chain([std::ffi::OsStr::new("--output"), out.path().as_os_str()])
+            .collect::<Vec<_>>();
+        race_for_a_stale_lock(4, &args, &[], 300);
         assert!(!lock.exists(), "round {round}: the lock is released");
         let manifest: serde_json::Value = serde_json::from_slice(
             &std::fs::read(out.path().join(format!("runs/{date}/manifest.json"))).unwrap(),
