@@ -218,10 +218,10 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     progress.stage(&format!("validating the feeds for {d}"), Some((files, "files")));
     let ingest = ingest(&p, opts, &|| progress.inc(1))?;
     opts.guard.check(&out, d, &ingest)?;
+    crate::allocator::keep_freed_memory_from_now();
     let plan = rules::Plan::new(&ingest.feeds, &p.programs, d, opts.range_lines)?;
     let pieces = plan.pieces();
     progress.stage("applying the rules and writing the reports", Some((pieces.len() as u64, "pieces")));
-    crate::allocator::keep_freed_memory_from_now();
     let data_as_of = ingest.data_as_of();
     let run_id = run_id(d, &ingest, &p.programs);
     let metadata = vec![
