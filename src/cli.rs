@@ -136,6 +136,11 @@ pub(crate) struct CommonArgs {
     #[arg(long)]
     pub(crate) allow_shrink: bool,
 
+    /// `run`: ignore the ledgers published at the output location and book the date as a first
+    /// run (the manifest says so). A date before the latest published run is still refused.
+    #[arg(long)]
+    pub(crate) rebuild: bool,
+
     /// `run`: stop (exit 2) when the accepted transactions are fewer than this percentage of
     /// the latest published run's, on or before the run date, at the output location.
     #[arg(long, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100),
@@ -161,6 +166,7 @@ impl CommonArgs {
                 above_rows: self.spill_above,
                 dir: self.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
             },
+            rebuild: self.rebuild,
             guard: crate::run::Guard {
                 allow_empty: self.allow_empty,
                 allow_shrink: self.allow_shrink,

@@ -17,6 +17,7 @@ pub mod error;
 pub mod feeds;
 pub mod generate;
 mod hash;
+mod ledger;
 mod logs;
 pub mod model;
 mod progress;

@@ -10,6 +10,7 @@ use crate::config::{self, Program};
 use crate::error::{Error, Result};
 use crate::feeds::tables::Transaction;
 use crate::feeds::{self, Ingest, Landing};
+use crate::ledger::{self, Booked, Closed};
 use crate::progress::Progress;
 use crate::publish::Publication;
 use crate::reports::manifest::{self, Manifest};
@@ -34,6 +35,8 @@ pub(crate) struct Options {
     /// When the accepted transactions go to a local file instead of memory.
     pub(crate) spill: feeds::validate::SpillPolicy,
     pub(crate) guard: Guard,
+    /// Book the date as a first run, ignoring earlier ledgers (`--rebuild`).
+    pub(crate) rebuild: bool,
 }
 
 /// When a run refuses to publish inputs that look like a fault upstream.
@@ -190,7 +193,13 @@ pub(crate) fn validate(opts: &Options) -> Result<Outcome> {
 
 /// A stable id of what a run computes from: the same inputs, programs and version give the
 /// same id, so it can stand in reports that must be byte-identical on a re-run.
-fn run_id(run_date: NaiveDate, ingest: &Ingest, programs: &[Program]) -> String {
+fn run_id(
+    run_date: NaiveDate,
+    ingest: &Ingest,
+    programs: &[Program],
+    previous: Option<&ledger::Previous>,
+    rebuild: bool,
+) -> String {
     let mut h = Sha256::new();
     h.update(format!("{}\n{run_date}\n", env!("CARGO_PKG_VERSION")));
     for f in &ingest.files {
@@ -201,6 +210,13 @@ fn run_id(run_date: NaiveDate, ingest: &Ingest, programs: &[Program]) -> String 
     }
     for p in programs {
         h.update(format!("program {} {}\n", p.file, p.sha256));
+    }
+    // The ledger it continues from (a first run hashes as before the ledger existed).
+    for (path, sha256) in previous.iter().flat_map(|p| &p.files) {
+        h.update(format!("ledger {path} {sha256}\n"));
+    }
+    if rebuild {
+        h.update("rebuild\n");
     }
     crate::digest::hex(&h.finalize()[..8])
 }
@@ -214,6 +230,10 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     let d = p.run_date;
     let out = Store::create(&opts.output)?;
     let mut publication = Publication::begin(&out, d)?;
+    // Under the date's lock: the ledger only moves forward, from the latest run before `d`.
+    let published = ledger::published(&out)?;
+    ledger::check_order(&out, &published, d)?;
+    let previous = if opts.rebuild { None } else { ledger::previous(&out, &published, d)? };
     let files = feeds::Feed::ALL.iter().map(|&f| p.landing.select(f, d).len() as u64).sum();
     progress.stage(&format!("validating the feeds for {d}"), Some((files, "files")));
     let ingest = ingest(&p, opts, &|| progress.inc(1))?;
@@ -223,18 +243,25 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     let pieces = plan.pieces();
     progress.stage("applying the rules and writing the reports", Some((pieces.len() as u64, "pieces")));
     let data_as_of = ingest.data_as_of();
-    let run_id = run_id(d, &ingest, &p.programs);
+    let run_id = run_id(d, &ingest, &p.programs, previous.as_ref(), opts.rebuild);
     let metadata = vec![
         ("program_version", env!("CARGO_PKG_VERSION").to_string()),
         ("run_date", d.to_string()),
         ("run_id", run_id.clone()),
     ];
-    let (encoder, mut outputs) =
-        Outputs::begin(&mut publication, &plan, &ingest.feeds.users, data_as_of, metadata, &progress)?;
+    let (encoder, mut outputs) = Outputs::begin(
+        &mut publication,
+        &plan,
+        &ingest.feeds.users,
+        data_as_of,
+        metadata.clone(),
+        &progress,
+    )?;
     // The rules a group of pieces at a time: a group is computed and encoded (in parallel)
     // while the group before it is written, so no more than two groups' rows are ever held.
-    // Each group also gives its programs' money totals, for the summary.
-    let compute = |pieces: &[(usize, usize)]| -> Result<(EncodedGroup, Vec<(String, Totals)>)> {
+    // Each group also gives its programs' money totals, for the summary, and its groups whose
+    // period is closed, for the ledger.
+    let compute = |pieces: &[(usize, usize)]| -> Result<Computed> {
         // Spilled rows are read back for the group and live until its rows are encoded.
         let loaded: Vec<Vec<Transaction>> =
             pieces.par_iter().map(|&(p, r)| plan.load(p, r)).collect::<Result<_>>()?;
@@ -251,18 +278,30 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
                 (r.program.id.clone(), sum)
             })
             .collect();
+        let closed = results
+            .iter()
+            .flat_map(|r| {
+                r.groups.iter().filter(|g| g.period.is_closed(d)).map(|g| Closed {
+                    key: (r.program.id.clone(), g.partner_id.clone(), g.period.label(), g.earning_type),
+                    period: g.period,
+                    line_total: g.total_usd,
+                })
+            })
+            .collect();
         let encoded = encoder.encode(pieces, &results)?;
         progress.inc(pieces.len() as u64);
-        Ok((encoded, sums))
+        Ok(Computed { encoded, sums, closed })
     };
     let mut money: std::collections::BTreeMap<String, Totals> = Default::default();
     let mut groups = pieces.chunks(PIECES_IN_FLIGHT);
     let mut ready = groups.next().map(compute).transpose()?;
     let mut computing = std::time::Duration::ZERO;
-    while let Some((group, sums)) = ready {
+    let mut closed = Vec::new();
+    while let Some(Computed { encoded: group, sums, closed: closed_here }) = ready {
         for (program, t) in &sums {
             money.entry(program.clone()).or_default().merge(t);
         }
+        closed.extend(closed_here);
         let (appended, next) = rayon::join(
             || outputs.append(group),
             || {
@@ -277,11 +316,18 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     }
     tracing::debug!(computing_s = crate::logs::seconds(computing), "rules applied and rows encoded");
     progress.stage("writing the exports", Some((encoder.export_folders() as u64, "partner folders")));
-    let Written { outputs, paths: mut written, export_folders } =
+    let Written { mut outputs, paths: mut written, export_folders } =
         outputs.finish(&encoder, &ingest.rejects)?;
+    let booked = Booked::book(previous.as_ref(), closed);
+    for (path, output) in ledger::stage(&mut publication, d, &booked, &metadata)? {
+        written.push(path.clone());
+        outputs.insert(path, output);
+    }
     let mut manifest =
         Manifest::new(d, run_id, publication.staging(), started_at, &p.programs, &ingest, outputs);
     manifest.export_folders = export_folders;
+    manifest.previous_ledger = previous.as_ref().map(manifest::PreviousLedger::of);
+    manifest.rebuild = opts.rebuild;
     let path = crate::publish::manifest_path(d);
     let mut file = publication.create(&path)?;
     for part in manifest.json_parts() {
@@ -300,6 +346,14 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
         written,
         money,
     })
+}
+
+/// A group of pieces computed: its rows encoded, its programs' money totals (for the
+/// summary) and its groups whose period is closed (for the ledger).
+struct Computed {
+    encoded: EncodedGroup,
+    sums: Vec<(String, Totals)>,
+    closed: Vec<Closed>,
 }
 
 /// Pieces of the rules (see [`rules::Plan`]) computed and encoded at a time, while the group

@@ -68,6 +68,29 @@ pub(crate) struct Manifest {
     pub(crate) export_folders: BTreeMap<String, String>,
     pub(crate) outputs: BTreeMap<String, Output>,
     pub(crate) totals: Totals,
+    /// The ledger the run continued from (absent for a first run at the location).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) previous_ledger: Option<PreviousLedger>,
+    /// `--rebuild`: the run ignored the ledgers at the location (present only then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) rebuild: bool,
+}
+
+/// The previous ledger among a run's inputs: the run date that published it and its files'
+/// SHA-256.
+#[derive(Debug, Serialize)]
+pub(crate) struct PreviousLedger {
+    pub(crate) run_date: String,
+    pub(crate) files: BTreeMap<String, String>,
+}
+
+impl PreviousLedger {
+    pub(crate) fn of(previous: &crate::ledger::Previous) -> PreviousLedger {
+        PreviousLedger {
+            run_date: previous.run_date.map(|d| d.to_string()).unwrap_or_default(),
+            files: previous.files.clone(),
+        }
+    }
 }
 
 /// The current time, RFC 3339 in UTC: only the manifest carries wall-clock time.
@@ -107,6 +130,8 @@ impl Manifest {
             export_folders: BTreeMap::new(),
             outputs,
             totals,
+            previous_ledger: None,
+            rebuild: false,
         }
     }
 
@@ -223,6 +248,8 @@ mod tests {
                 })
                 .collect(),
             totals: Totals { rows_read: 1, accepted: 1, rejected: 0 },
+            previous_ledger: None,
+            rebuild: false,
         }
     }
 

@@ -8,6 +8,7 @@ mod deliveries;
 mod durability;
 mod exports;
 mod golden;
+mod ledger;
 mod publish;
 mod reconcile;
 mod reject_codes;

@@ -120,23 +120,23 @@ fn a_second_run_of_the_date_is_refused_while_the_lock_is_held() {
     let holder = serde_json::json!({
         "host": host, "pid": sleeper.id(), "started_at": "2026-11-25T01:00:00Z", "expires_at": "2999-01-01T00:00:00Z"
     });
-    std::fs::write(out.path().join("_locks/2026-09-02.lock"), holder.to_string()).unwrap();
-    let o = run_into(&z, out.path(), "2026-09-02", &[]);
+    std::fs::write(out.path().join("_locks/2026-09-03.lock"), holder.to_string()).unwrap();
+    let o = run_into(&z, out.path(), "2026-09-03", &[]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
-        err.contains("another run of 2026-09-02 is in progress")
+        err.contains("another run of 2026-09-03 is in progress")
             && err.contains(&format!("pid {}", sleeper.id())),
         "{err}"
     );
     // Another date is not blocked.
-    assert!(run_into(&z, out.path(), "2026-09-03", &[]).status.success());
+    assert!(run_into(&z, out.path(), "2026-09-02", &[]).status.success());
     // Once the holder is gone, its lock is stale and the next run takes it over.
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
-    let o = run_into(&z, out.path(), "2026-09-02", &[]);
+    let o = run_into(&z, out.path(), "2026-09-03", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!out.path().join("_locks/2026-09-02.lock").exists(), "the lock is released");
+    assert!(!out.path().join("_locks/2026-09-03.lock").exists(), "the lock is released");
 }
 
 #[test]
