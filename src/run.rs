@@ -278,18 +278,21 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
                 (r.program.id.clone(), sum)
             })
             .collect();
+        let encoded = encoder.encode(pieces, &results)?;
+        progress.inc(pieces.len() as u64);
         let closed = results
-            .iter()
+            .into_iter()
             .flat_map(|r| {
-                r.groups.iter().filter(|g| g.period.is_closed(d)).map(|g| Closed {
-                    key: (r.program.id.clone(), g.partner_id.clone(), g.period.label(), g.earning_type),
+                let program_id = plan.programs[r.index as usize].id.as_str();
+                r.groups.into_iter().filter(|g| g.period.is_closed(d)).map(move |g| Closed {
+                    program_id,
+                    partner_id: g.partner_id,
                     period: g.period,
+                    earning_type: g.earning_type,
                     line_total: g.total_usd,
                 })
             })
             .collect();
-        let encoded = encoder.encode(pieces, &results)?;
-        progress.inc(pieces.len() as u64);
         Ok(Computed { encoded, sums, closed })
     };
     let mut money: std::collections::BTreeMap<String, Totals> = Default::default();
@@ -318,7 +321,8 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     progress.stage("writing the exports", Some((encoder.export_folders() as u64, "partner folders")));
     let Written { mut outputs, paths: mut written, export_folders } =
         outputs.finish(&encoder, &ingest.rejects)?;
-    let booked = Booked::book(previous.as_ref(), closed);
+    let previous_ledger = previous.as_ref().map(manifest::PreviousLedger::of);
+    let booked = Booked::book(previous, closed)?;
     for (path, output) in ledger::stage(&mut publication, d, &booked, &metadata)? {
         written.push(path.clone());
         outputs.insert(path, output);
@@ -326,7 +330,7 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     let mut manifest =
         Manifest::new(d, run_id, publication.staging(), started_at, &p.programs, &ingest, outputs);
     manifest.export_folders = export_folders;
-    manifest.previous_ledger = previous.as_ref().map(manifest::PreviousLedger::of);
+    manifest.previous_ledger = previous_ledger;
     manifest.rebuild = opts.rebuild;
     let path = crate::publish::manifest_path(d);
     let mut file = publication.create(&path)?;
@@ -350,10 +354,10 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
 
 /// A group of pieces computed: its rows encoded, its programs' money totals (for the
 /// summary) and its groups whose period is closed (for the ledger).
-struct Computed {
+struct Computed<'a> {
     encoded: EncodedGroup,
     sums: Vec<(String, Totals)>,
-    closed: Vec<Closed>,
+    closed: Vec<Closed<'a>>,
 }
 
 /// Pieces of the rules (see [`rules::Plan`]) computed and encoded at a time, while the group
