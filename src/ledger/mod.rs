@@ -96,8 +96,9 @@ pub(crate) type GroupKey = (String, String, String, EarningType);
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Booked(pub(crate) BTreeMap<GroupKey, Usd>);
 
-/// A group of this run whose period is closed on the run date, with its line total (held
-/// compactly while the rules run: about 1.3 M of them at 30 M lines).
+/// A group of this run whose period is closed on the run date, with its line total. One is
+/// held per closed group until the run books, so it borrows the program id and makes the
+/// period's label only then.
 pub(crate) struct Closed<'a> {
     pub(crate) program_id: &'a str,
     pub(crate) partner_id: String,
