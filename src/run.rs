@@ -10,7 +10,7 @@ use crate::config::{self, Program};
 use crate::error::{Error, Result};
 use crate::feeds::tables::Transaction;
 use crate::feeds::{self, Ingest, Landing};
-use crate::ledger::{self, Booked, Closed};
+use crate::ledger::{self, Closed, Ledger};
 use crate::progress::Progress;
 use crate::publish::Publication;
 use crate::reports::manifest::{self, Manifest};
@@ -322,8 +322,8 @@ pub(crate) fn run(opts: &Options) -> Result<Outcome> {
     let Written { mut outputs, paths: mut written, export_folders } =
         outputs.finish(&encoder, &ingest.rejects)?;
     let previous_ledger = previous.as_ref().map(manifest::PreviousLedger::of);
-    let booked = Booked::book(previous, closed)?;
-    for (path, output) in ledger::stage(&mut publication, d, &booked, &metadata)? {
+    let ledger = Ledger::continue_from(previous, closed, &p.programs, d)?;
+    for (path, output) in ledger.stage(&mut publication, d, &metadata)? {
         written.push(path.clone());
         outputs.insert(path, output);
     }

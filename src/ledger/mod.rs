@@ -21,8 +21,15 @@ use crate::reports::{Table, Values, parquet_out};
 use crate::rules::periods::Period;
 use crate::store::Store;
 
+mod restate;
+
+pub(crate) use restate::Adjustment;
+
 /// The booked groups' file in a ledger folder.
 pub(crate) const BOOKED: &str = "booked.parquet";
+
+/// The adjustments' file in a ledger folder.
+pub(crate) const ADJUSTMENTS: &str = "adjustments.parquet";
 
 /// The ledger folder of run date `d`, relative to the output location.
 pub(crate) fn folder(d: NaiveDate) -> String {
@@ -62,6 +69,8 @@ pub(crate) struct Previous {
     /// Its booked groups, as read: decoded only when the run books (at its end), so that they
     /// take no memory while the rules run.
     booked: Option<(String, Bytes)>,
+    /// Its adjustments, as read (decoded likewise).
+    adjustments: Option<(String, Bytes)>,
 }
 
 /// The ledger published by the latest run at `out` dated before `d` (`published`), or none:
@@ -84,6 +93,8 @@ pub(crate) fn previous(out: &Store, published: &[NaiveDate], d: NaiveDate) -> Re
         previous.files.insert(e.path.clone(), crate::digest::sha256_hex(&bytes));
         if e.path == format!("{dir}/{BOOKED}") {
             previous.booked = Some((out.display(&e.path), bytes));
+        } else if e.path == format!("{dir}/{ADJUSTMENTS}") {
+            previous.adjustments = Some((out.display(&e.path), bytes));
         }
     }
     Ok(Some(previous))
@@ -92,9 +103,10 @@ pub(crate) fn previous(out: &Store, published: &[NaiveDate], d: NaiveDate) -> Re
 /// A group of rules.md: program, partner, booked period (its label) and earning type.
 pub(crate) type GroupKey = (String, String, String, EarningType);
 
-/// The booked groups and their booked amount B, which never changes once booked.
+/// The booked groups: their booked amount B, which never changes once booked, and their line
+/// total L on this run (zero when the group has no lines now; not part of the ledger file).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Booked(pub(crate) BTreeMap<GroupKey, Usd>);
+pub(crate) struct Booked(pub(crate) BTreeMap<GroupKey, (Usd, Usd)>);
 
 /// A group of this run whose period is closed on the run date, with its line total. One is
 /// held per closed group until the run books, so it borrows the program id and makes the
@@ -113,16 +125,17 @@ impl Booked {
     /// before, with B = its line total, or zero when its period had already closed by the
     /// previous run (lines that appeared after the period was booked, such as a backdated
     /// agreement making an old sale earn: the difference is a restatement, not a booking).
-    pub(crate) fn book(previous: Option<Previous>, closed: Vec<Closed>) -> Result<Booked> {
-        let previous_date = previous.as_ref().and_then(|p| p.run_date);
-        let mut booked = match previous.and_then(|p| p.booked) {
+    pub(crate) fn book(previous: Option<&Previous>, closed: Vec<Closed>) -> Result<Booked> {
+        let previous_date = previous.and_then(|p| p.run_date);
+        let mut booked = match previous.and_then(|p| p.booked.clone()) {
             Some((path, bytes)) => Booked::read(bytes).map_err(|reason| Error::unreadable(path, reason))?,
             None => Booked::default(),
         };
         for c in closed {
             let already_closed = previous_date.is_some_and(|p| c.period.is_closed(p));
             let key = (c.program_id.to_string(), c.partner_id, c.period.label(), c.earning_type);
-            booked.0.entry(key).or_insert(if already_closed { Usd::ZERO } else { c.line_total });
+            let b = if already_closed { Usd::ZERO } else { c.line_total };
+            booked.0.entry(key).or_insert((b, Usd::ZERO)).1 = c.line_total;
         }
         Ok(booked)
     }
@@ -141,7 +154,7 @@ impl Booked {
                 (
                     "booked_usd",
                     Values::Decimal {
-                        values: self.0.values().map(|b| Some(b.units())).collect(),
+                        values: self.0.values().map(|(b, _)| Some(b.units())).collect(),
                         scale: Usd::SCALE,
                         csv_scales: None,
                     },
@@ -189,27 +202,60 @@ impl Booked {
                     periods.value(i).to_string(),
                     earning_type,
                 );
-                booked.0.insert(key, Usd::new(amounts.value(i)));
+                booked.0.insert(key, (Usd::new(amounts.value(i)), Usd::ZERO));
             }
         }
         Ok(booked)
     }
 }
 
-/// Stages this run's ledger under [`folder`] in `publication`; returns each file's entry for
-/// the manifest's outputs.
-pub(crate) fn stage(
-    publication: &mut Publication,
-    d: NaiveDate,
-    booked: &Booked,
-    metadata: &[(&str, String)],
-) -> Result<Vec<(String, Output)>> {
-    let path = format!("{}/{BOOKED}", folder(d));
-    let table = booked.table();
-    let mut sink = parquet_out::ParquetSink::new(&table, metadata, publication.create(&path)?)?;
-    sink.write_batch(&parquet_out::record_batch(sink.schema(), &table)?)?;
-    let sha256 = publication.finish(sink.close()?)?;
-    Ok(vec![(path, Output { rows: booked.0.len() as u64, sha256 })])
+/// A run's ledger: the groups booked and the adjustments, as of its date.
+pub(crate) struct Ledger {
+    pub(crate) booked: Booked,
+    pub(crate) adjustments: Vec<Adjustment>,
+}
+
+impl Ledger {
+    /// The ledger of a run of `d` with `programs` that continues from `previous`: its groups
+    /// booked (see [`Booked::book`]) and every booked group's difference between its lines
+    /// and what was booked and restated before, restated in the earliest open period.
+    pub(crate) fn continue_from(
+        previous: Option<Previous>,
+        closed: Vec<Closed>,
+        programs: &[crate::config::Program],
+        d: NaiveDate,
+    ) -> Result<Ledger> {
+        let booked = Booked::book(previous.as_ref(), closed)?;
+        let adjustments = match previous.and_then(|p| p.adjustments) {
+            Some((path, bytes)) => restate::read(bytes).map_err(|reason| Error::unreadable(path, reason))?,
+            None => Vec::new(),
+        };
+        let adjustments = restate::restate(&booked, adjustments, programs, d);
+        Ok(Ledger { booked, adjustments })
+    }
+
+    /// Stages the ledger under [`folder`] in `publication`; returns each file's entry for the
+    /// manifest's outputs.
+    pub(crate) fn stage(
+        &self,
+        publication: &mut Publication,
+        d: NaiveDate,
+        metadata: &[(&str, String)],
+    ) -> Result<Vec<(String, Output)>> {
+        let files = [
+            (BOOKED, self.booked.table(), self.booked.0.len()),
+            (ADJUSTMENTS, restate::table(&self.adjustments), self.adjustments.len()),
+        ];
+        let mut staged = Vec::new();
+        for (name, table, rows) in files {
+            let path = format!("{}/{name}", folder(d));
+            let mut sink = parquet_out::ParquetSink::new(&table, metadata, publication.create(&path)?)?;
+            sink.write_batch(&parquet_out::record_batch(sink.schema(), &table)?)?;
+            let sha256 = publication.finish(sink.close()?)?;
+            staged.push((path, Output { rows: rows as u64, sha256 }));
+        }
+        Ok(staged)
+    }
 }
 
 #[cfg(test)]
@@ -237,23 +283,25 @@ mod tests {
     fn a_group_is_booked_once_at_its_line_total_and_late_groups_at_zero() {
         // First run at the location (2026-11-05): September and October are closed.
         let first = Booked::book(None, vec![closed("2026-09", 10_000), closed("2026-10", 5_000)]).unwrap();
-        assert_eq!(first.0[&key("2026-09")], Usd::new(10_000));
+        assert_eq!(first.0[&key("2026-09")], (Usd::new(10_000), Usd::new(10_000)));
         let previous = Previous {
             run_date: Some(d("2026-11-05")),
             files: BTreeMap::new(),
             booked: Some(("booked.parquet".into(), Bytes::from(to_parquet(&first)))),
+            adjustments: None,
         };
         // The next run: September's lines changed (B stays), August has lines for the first
         // time though it closed before the previous run (B = 0), November has closed since (B = L).
         let next = Booked::book(
-            Some(previous),
+            Some(&previous),
             vec![closed("2026-09", 7_000), closed("2026-08", 3_000), closed("2026-11", 2_000)],
         )
         .unwrap();
-        assert_eq!(next.0[&key("2026-09")], Usd::new(10_000), "booked amounts never change");
-        assert_eq!(next.0[&key("2026-10")], Usd::new(5_000), "a group without lines now keeps its row");
-        assert_eq!(next.0[&key("2026-08")], Usd::ZERO);
-        assert_eq!(next.0[&key("2026-11")], Usd::new(2_000));
+        let b = |month: &str| next.0[&key(month)];
+        assert_eq!(b("2026-09"), (Usd::new(10_000), Usd::new(7_000)), "booked amounts never change");
+        assert_eq!(b("2026-10"), (Usd::new(5_000), Usd::ZERO), "a group without lines now keeps its row");
+        assert_eq!(b("2026-08"), (Usd::ZERO, Usd::new(3_000)));
+        assert_eq!(b("2026-11"), (Usd::new(2_000), Usd::new(2_000)));
     }
 
     fn to_parquet(booked: &Booked) -> Vec<u8> {
@@ -266,7 +314,9 @@ mod tests {
     #[test]
     fn the_booked_file_reads_back_as_written() {
         let booked = Booked::book(None, vec![closed("2026-09", -1_234), closed("2026-10", 0)]).unwrap();
-        assert_eq!(Booked::read(Bytes::from(to_parquet(&booked))).unwrap(), booked);
+        let read = Booked::read(Bytes::from(to_parquet(&booked))).unwrap();
+        let amounts = |b: &Booked| b.0.iter().map(|(k, (b, _))| (k.clone(), *b)).collect::<Vec<_>>();
+        assert_eq!(amounts(&read), amounts(&booked), "B is stored, L is this run's");
     }
 
     #[test]

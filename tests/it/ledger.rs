@@ -134,3 +134,121 @@ fn the_next_run_continues_from_the_previous_ledger_and_only_forwards() {
     assert!(run(fresh.path(), "2026-11-01", &[]).status.success());
     assert_eq!(booked(out.path(), "2026-11-01"), booked(fresh.path(), "2026-11-01"));
 }
+
+/// adjustments.parquet as (program, partner, type, booked period, reason, restated period) ->
+/// (cents, frozen).
+fn adjustments(out: &Path, date: &str) -> Vec<(String, String, String, String, i128, bool)> {
+    use arrow::array::{Array, BooleanArray, Decimal128Array, StringArray};
+    let bytes = std::fs::read(out.join(format!("_ledger/run_date={date}/adjustments.parquet"))).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let text = |n: &str| {
+            batch.column_by_name(n).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone()
+        };
+        let usd = batch
+            .column_by_name("amount_usd")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap()
+            .clone();
+        let frozen =
+            batch.column_by_name("frozen").unwrap().as_any().downcast_ref::<BooleanArray>().unwrap().clone();
+        let (partner, booked, reason, restated) =
+            (text("partner_id"), text("booked_period"), text("reason"), text("restated_period"));
+        for i in 0..batch.num_rows() {
+            rows.push((
+                partner.value(i).to_string(),
+                booked.value(i).to_string(),
+                reason.value(i).to_string(),
+                restated.value(i).to_string(),
+                usd.value(i),
+                frozen.value(i),
+            ));
+        }
+    }
+    rows
+}
+
+#[test]
+fn a_backdated_agreement_end_after_booking_is_restated_in_the_open_period() {
+    let z = Zone::new();
+    let agreements = "agreement_id,partner_id,agreement_type,start_date,end_date\n";
+    z.put(
+        "agreements/2026-08-01.csv",
+        format!("{agreements}A1,P1,partner_network,2026-01-01,\nA2,P1,cloud_reseller,2026-01-01,\n"),
+    );
+    z.put(
+        "competencies/2026-08-01.csv",
+        "partner_id,competency,level,start_date,end_date\nP1,c,gold,2026-01-01,\n",
+    );
+    z.put(
+        "transactions/2026-09-21.csv",
+        format!("{TX_HEADER}T1,2026-09-10,sale,,P1,,C1,S1,modern_work,1,1000.00,USD\nT2,2026-09-20,sale,,P1,,C1,S1,modern_work,1,400.00,USD\n"),
+    );
+    z.program(
+        "dr.toml",
+        r#"id = "dr"
+name = "Direct"
+partner_type = "direct_reseller"
+start = "2026-07-01"
+end = "2027-06-30"
+earning_period = "month"
+payout_lag_months = 1
+minimum_payout_usd = "10.00"
+[[levers]]
+name = "core"
+earning_type = "rebate"
+product_families = ["modern_work"]
+rate = "0.05"
+"#,
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run_zone = |date: &str| {
+        let o = incentives(&[
+            "run",
+            "-q",
+            "--input",
+            z.path(),
+            "--programs",
+            z.programs_path(),
+            "--date",
+            date,
+            "--output",
+            out.path().to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{date}: {}", stderr(&o));
+    };
+    // 2026-10-05: September is closed and booked at 50.00 + 20.00.
+    run_zone("2026-10-05");
+    let key = ("dr".to_string(), "P1".to_string(), "2026-09".to_string(), "rebate".to_string());
+    assert_eq!(booked(out.path(), "2026-10-05")[&key], 7_000);
+    assert!(adjustments(out.path(), "2026-10-05").is_empty());
+    // Delivered 2026-10-10: the network agreement ended 2026-09-15, so T2 no longer earns.
+    z.put(
+        "agreements/2026-10-10.csv",
+        format!(
+            "{agreements}A1,P1,partner_network,2026-01-01,2026-09-15\nA2,P1,cloud_reseller,2026-01-01,\n"
+        ),
+    );
+    run_zone("2026-10-12");
+    assert_eq!(booked(out.path(), "2026-10-12")[&key], 7_000, "September stays booked at 70.00");
+    assert_eq!(
+        adjustments(out.path(), "2026-10-12"),
+        [("P1".into(), "2026-10".into(), "RESTATEMENT".into(), "2026-09".into(), -2_000, false)],
+        "the 20.00 T2 earned comes back in October, the open period"
+    );
+    // Undone while October is open (the end date withdrawn): the adjustment goes.
+    z.put(
+        "agreements/2026-10-20.csv",
+        format!("{agreements}A1,P1,partner_network,2026-01-01,\nA2,P1,cloud_reseller,2026-01-01,\n"),
+    );
+    run_zone("2026-10-21");
+    assert!(adjustments(out.path(), "2026-10-21").is_empty());
+}
