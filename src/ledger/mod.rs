@@ -100,6 +100,15 @@ pub(crate) fn previous(out: &Store, published: &[NaiveDate], d: NaiveDate) -> Re
     Ok(Some(previous))
 }
 
+/// An earning type as a ledger file writes it (row `i`, for the message).
+fn earning_type(text: &str, i: usize) -> std::result::Result<EarningType, String> {
+    match text {
+        "rebate" => Ok(EarningType::Rebate),
+        "coop" => Ok(EarningType::Coop),
+        other => Err(format!("row {}: earning_type {other:?}", i + 1)),
+    }
+}
+
 /// A group of rules.md: program, partner, booked period (its label) and earning type.
 pub(crate) type GroupKey = (String, String, String, EarningType);
 
@@ -191,11 +200,7 @@ impl Booked {
                 .cloned()
                 .ok_or("booked_usd is not Decimal(18, 2)")?;
             for i in 0..batch.num_rows() {
-                let earning_type = match types.value(i) {
-                    "rebate" => EarningType::Rebate,
-                    "coop" => EarningType::Coop,
-                    other => return Err(format!("row {}: earning_type {other:?}", i + 1)),
-                };
+                let earning_type = earning_type(types.value(i), i)?;
                 let key = (
                     programs.value(i).to_string(),
                     partners.value(i).to_string(),

@@ -208,11 +208,7 @@ pub(crate) fn read(bytes: Bytes) -> Result<Vec<Adjustment>, String> {
             .cloned()
             .ok_or("frozen is not a boolean")?;
         for i in 0..batch.num_rows() {
-            let earning_type = match types.value(i) {
-                "rebate" => EarningType::Rebate,
-                "coop" => EarningType::Coop,
-                other => return Err(format!("row {}: earning_type {other:?}", i + 1)),
-            };
+            let earning_type = super::earning_type(types.value(i), i)?;
             out.push(Adjustment {
                 id: ids.value(i).into(),
                 program_id: programs.value(i).into(),

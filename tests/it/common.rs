@@ -25,6 +25,23 @@ P1,Acme,US,direct_reseller,\n\
 P2,Dist,DE,indirect_provider,2025-01-01\n\
 P3,Small,FR,indirect_reseller,2025-01-01\n";
 
+/// A monthly direct-reseller program, `dr`: 5 % rebate on modern_work, 10.00 minimum, paid a
+/// month after a period closes.
+pub(crate) const PROGRAM: &str = r#"id = "dr"
+name = "Direct"
+partner_type = "direct_reseller"
+start = "2026-07-01"
+end = "2027-06-30"
+earning_period = "month"
+payout_lag_months = 1
+minimum_payout_usd = "10.00"
+[[levers]]
+name = "core"
+earning_type = "rebate"
+product_families = ["modern_work"]
+rate = "0.05"
+"#;
+
 pub(crate) const TX_HEADER: &str = "transaction_id,transaction_date,transaction_type,original_transaction_id,reseller_id,provider_id,customer_id,product_id,product_family,quantity,amount,currency\n";
 
 impl Zone {

@@ -192,23 +192,7 @@ fn a_backdated_agreement_end_after_booking_is_restated_in_the_open_period() {
         "transactions/2026-09-21.csv",
         format!("{TX_HEADER}T1,2026-09-10,sale,,P1,,C1,S1,modern_work,1,1000.00,USD\nT2,2026-09-20,sale,,P1,,C1,S1,modern_work,1,400.00,USD\n"),
     );
-    z.program(
-        "dr.toml",
-        r#"id = "dr"
-name = "Direct"
-partner_type = "direct_reseller"
-start = "2026-07-01"
-end = "2027-06-30"
-earning_period = "month"
-payout_lag_months = 1
-minimum_payout_usd = "10.00"
-[[levers]]
-name = "core"
-earning_type = "rebate"
-product_families = ["modern_work"]
-rate = "0.05"
-"#,
-    );
+    z.program("dr.toml", PROGRAM);
     let out = tempfile::tempdir().unwrap();
     let run_zone = |date: &str| {
         let o = incentives(&[

@@ -31,21 +31,6 @@ fn small_zone() -> Zone {
     z
 }
 
-const PROGRAM: &str = r#"id = "dr"
-name = "Direct"
-partner_type = "direct_reseller"
-start = "2026-07-01"
-end = "2027-06-30"
-earning_period = "month"
-payout_lag_months = 1
-minimum_payout_usd = "10.00"
-[[levers]]
-name = "core"
-earning_type = "rebate"
-product_families = ["modern_work"]
-rate = "0.05"
-"#;
-
 fn run_into(z: &Zone, out: &Path, date: &str, env: &[(&str, String)]) -> std::process::Output {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_incentives"));
     c.args(["run", "-q", "--input", z.path(), "--programs", z.programs_path(), "--date", date])
