@@ -1,5 +1,5 @@
 //! The ledger: the state a run hands to the next run at the same output location, so that what
-//! was booked stays booked (`docs/ledger.md`).
+//! was booked stays booked (README, "The ledger"; the decisions in `docs/decisions.md`).
 //!
 //! A run for date D continues from the *previous ledger*, the one published by the latest run
 //! dated before D at the location, and publishes its own under `_ledger/run_date=D/`, in the same
@@ -174,44 +174,67 @@ impl Booked {
 
     /// Reads a `booked.parquet` this module wrote.
     fn read(bytes: Bytes) -> std::result::Result<Booked, String> {
-        use arrow::array::{Array, Decimal128Array, StringArray};
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.build())
-            .map_err(|e| format!("not a readable ledger file: {e}"))?;
         let mut booked = Booked::default();
-        for batch in reader {
-            let batch = batch.map_err(|e| format!("not a readable ledger file: {e}"))?;
-            let column = |name: &str| {
-                batch.column_by_name(name).ok_or_else(|| format!("the ledger file has no column {name}"))
-            };
-            let text = |name: &str| -> std::result::Result<StringArray, String> {
-                column(name)?
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .cloned()
-                    .ok_or_else(|| format!("{name} is not text"))
-            };
-            let (programs, partners, periods, types) =
-                (text("program_id")?, text("partner_id")?, text("period")?, text("earning_type")?);
-            let amounts = column("booked_usd")?
-                .as_any()
-                .downcast_ref::<Decimal128Array>()
-                .filter(|a| a.scale() == Usd::SCALE as i8)
-                .cloned()
-                .ok_or("booked_usd is not Decimal(18, 2)")?;
+        for batch in batches(bytes)? {
+            let [programs, partners, periods, types] =
+                ["program_id", "partner_id", "period", "earning_type"].map(|n| text(&batch, n));
+            let (programs, partners, periods, types) = (programs?, partners?, periods?, types?);
+            let amounts = usd(&batch, "booked_usd")?;
             for i in 0..batch.num_rows() {
-                let earning_type = earning_type(types.value(i), i)?;
                 let key = (
                     programs.value(i).to_string(),
                     partners.value(i).to_string(),
                     periods.value(i).to_string(),
-                    earning_type,
+                    earning_type(types.value(i), i)?,
                 );
                 booked.0.insert(key, (Usd::new(amounts.value(i)), Usd::ZERO));
             }
         }
         Ok(booked)
     }
+}
+
+/// The record batches of a ledger file this module wrote.
+fn batches(bytes: Bytes) -> std::result::Result<Vec<arrow::record_batch::RecordBatch>, String> {
+    let bad = |e: &dyn std::fmt::Display| format!("not a readable ledger file: {e}");
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| bad(&e))?
+        .map(|b| b.map_err(|e| bad(&e)))
+        .collect()
+}
+
+/// Column `name` of a ledger file's batch, as the array type it was written as.
+fn column<A: arrow::array::Array + Clone + 'static>(
+    batch: &arrow::record_batch::RecordBatch,
+    name: &str,
+) -> std::result::Result<A, String> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| format!("the ledger file has no column {name}"))?
+        .as_any()
+        .downcast_ref::<A>()
+        .cloned()
+        .ok_or_else(|| format!("the ledger file's {name} is not of the type written"))
+}
+
+/// A text column of a ledger file's batch.
+fn text(
+    batch: &arrow::record_batch::RecordBatch,
+    name: &str,
+) -> std::result::Result<arrow::array::StringArray, String> {
+    column(batch, name)
+}
+
+/// A USD column, Decimal(18, 2), of a ledger file's batch.
+fn usd(
+    batch: &arrow::record_batch::RecordBatch,
+    name: &str,
+) -> std::result::Result<arrow::array::Decimal128Array, String> {
+    column::<arrow::array::Decimal128Array>(batch, name)
+        .ok()
+        .filter(|a| a.scale() == Usd::SCALE as i8)
+        .ok_or_else(|| format!("the ledger file's {name} is not Decimal(18, 2)"))
 }
 
 /// A run's ledger: the groups booked and the adjustments, as of its date.

@@ -175,45 +175,29 @@ pub(crate) fn table(adjustments: &[Adjustment]) -> Table<'_> {
 
 /// Reads an adjustments file this module wrote.
 pub(crate) fn read(bytes: Bytes) -> Result<Vec<Adjustment>, String> {
-    use arrow::array::{Array, BooleanArray, Decimal128Array, StringArray};
-    let bad = |e: &dyn std::fmt::Display| format!("not a readable ledger file: {e}");
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.build())
-        .map_err(|e| bad(&e))?;
     let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| bad(&e))?;
-        let column = |name: &str| {
-            batch.column_by_name(name).ok_or_else(|| format!("the ledger file has no column {name}"))
-        };
-        let text = |name: &str| -> Result<StringArray, String> {
-            column(name)?
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .ok_or_else(|| format!("{name} is not text"))
-        };
-        let (ids, programs, partners, types) =
-            (text("adjustment_id")?, text("program_id")?, text("partner_id")?, text("earning_type")?);
-        let (booked, reasons, restated) = (text("booked_period")?, text("reason")?, text("restated_period")?);
-        let amounts = column("amount_usd")?
-            .as_any()
-            .downcast_ref::<Decimal128Array>()
-            .filter(|a| a.scale() == Usd::SCALE as i8)
-            .cloned()
-            .ok_or("amount_usd is not Decimal(18, 2)")?;
-        let frozen = column("frozen")?
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .cloned()
-            .ok_or("frozen is not a boolean")?;
+    for batch in super::batches(bytes)? {
+        let names = [
+            "adjustment_id",
+            "program_id",
+            "partner_id",
+            "earning_type",
+            "booked_period",
+            "reason",
+            "restated_period",
+        ];
+        let [ids, programs, partners, types, booked, reasons, restated] =
+            names.map(|n| super::text(&batch, n));
+        let (ids, programs, partners, types) = (ids?, programs?, partners?, types?);
+        let (booked, reasons, restated) = (booked?, reasons?, restated?);
+        let amounts = super::usd(&batch, "amount_usd")?;
+        let frozen: arrow::array::BooleanArray = super::column(&batch, "frozen")?;
         for i in 0..batch.num_rows() {
-            let earning_type = super::earning_type(types.value(i), i)?;
             out.push(Adjustment {
                 id: ids.value(i).into(),
                 program_id: programs.value(i).into(),
                 partner_id: partners.value(i).into(),
-                earning_type,
+                earning_type: super::earning_type(types.value(i), i)?,
                 booked_period: booked.value(i).into(),
                 reason: reasons.value(i).into(),
                 restated_period: restated.value(i).into(),

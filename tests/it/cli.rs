@@ -355,16 +355,6 @@ fn far_fewer_transactions_than_the_last_published_run_publish_nothing_unless_all
     assert_ne!(manifest(), published);
 }
 
-/// Cents of a decimal text such as `-12.5` or `40750.40`.
-fn cents(text: &str) -> i128 {
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    let negative = whole.starts_with('-');
-    let frac = format!("{frac:0<2}");
-    let value =
-        whole.trim_start_matches('-').parse::<i128>().unwrap() * 100 + frac[..2].parse::<i128>().unwrap();
-    if negative { -value } else { value }
-}
-
 #[test]
 fn the_summary_fits_a_screen_and_its_money_is_the_dashboards() {
     let out = tempfile::tempdir().unwrap();

@@ -256,3 +256,11 @@ pub(crate) fn race_for_a_stale_lock(
         assert!(o.status.success() || refused, "{:?} {}", o.status, stderr(o));
     }
 }
+
+/// Cents of a decimal text such as `-12.5` or `40750.40` (a USD cell of a report).
+pub(crate) fn cents(text: &str) -> i128 {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let value = whole.trim_start_matches('-').parse::<i128>().unwrap() * 100
+        + format!("{frac:0<2}")[..2].parse::<i128>().unwrap();
+    if whole.starts_with('-') { -value } else { value }
+}

@@ -16,29 +16,30 @@ fn manifest(out: &Path, date: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join(format!("runs/{date}/manifest.json"))).unwrap()).unwrap()
 }
 
+/// The record batches of `file` in the ledger of `date`.
+fn ledger_file(out: &Path, date: &str, file: &str) -> Vec<arrow::record_batch::RecordBatch> {
+    let bytes = std::fs::read(out.join(format!("_ledger/run_date={date}/{file}"))).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Column `name` of `batch` as the array type `A`.
+fn col<A: arrow::array::Array + Clone + 'static>(batch: &arrow::record_batch::RecordBatch, name: &str) -> A {
+    batch.column_by_name(name).unwrap().as_any().downcast_ref::<A>().unwrap().clone()
+}
+
 /// booked.parquet as (program, partner, period, type) -> cents.
 fn booked(out: &Path, date: &str) -> BTreeMap<(String, String, String, String), i128> {
-    use arrow::array::{Array, Decimal128Array, StringArray};
-    let bytes = std::fs::read(out.join(format!("_ledger/run_date={date}/booked.parquet"))).unwrap();
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-            .unwrap()
-            .build()
-            .unwrap();
+    use arrow::array::{Decimal128Array, StringArray};
     let mut rows = BTreeMap::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        let text = |n: &str| {
-            batch.column_by_name(n).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone()
-        };
+    for batch in ledger_file(out, date, "booked.parquet") {
+        let text = |n: &str| col::<StringArray>(&batch, n);
         let (a, b, c, d) = (text("program_id"), text("partner_id"), text("period"), text("earning_type"));
-        let usd = batch
-            .column_by_name("booked_usd")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Decimal128Array>()
-            .unwrap()
-            .clone();
+        let usd = col::<Decimal128Array>(&batch, "booked_usd");
         for i in 0..batch.num_rows() {
             rows.insert(
                 (a.value(i).into(), b.value(i).into(), c.value(i).into(), d.value(i).into()),
@@ -47,13 +48,6 @@ fn booked(out: &Path, date: &str) -> BTreeMap<(String, String, String, String), 
         }
     }
     rows
-}
-
-fn cents(text: &str) -> i128 {
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    let v = whole.trim_start_matches('-').parse::<i128>().unwrap() * 100
-        + format!("{frac:0<2}")[..2].parse::<i128>().unwrap();
-    if whole.starts_with('-') { -v } else { v }
 }
 
 #[test]
@@ -138,28 +132,12 @@ fn the_next_run_continues_from_the_previous_ledger_and_only_forwards() {
 /// adjustments.parquet as (program, partner, type, booked period, reason, restated period) ->
 /// (cents, frozen).
 fn adjustments(out: &Path, date: &str) -> Vec<(String, String, String, String, i128, bool)> {
-    use arrow::array::{Array, BooleanArray, Decimal128Array, StringArray};
-    let bytes = std::fs::read(out.join(format!("_ledger/run_date={date}/adjustments.parquet"))).unwrap();
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-            .unwrap()
-            .build()
-            .unwrap();
+    use arrow::array::{BooleanArray, Decimal128Array, StringArray};
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        let text = |n: &str| {
-            batch.column_by_name(n).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone()
-        };
-        let usd = batch
-            .column_by_name("amount_usd")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Decimal128Array>()
-            .unwrap()
-            .clone();
-        let frozen =
-            batch.column_by_name("frozen").unwrap().as_any().downcast_ref::<BooleanArray>().unwrap().clone();
+    for batch in ledger_file(out, date, "adjustments.parquet") {
+        let text = |n: &str| col::<StringArray>(&batch, n);
+        let usd = col::<Decimal128Array>(&batch, "amount_usd");
+        let frozen = col::<BooleanArray>(&batch, "frozen");
         let (partner, booked, reason, restated) =
             (text("partner_id"), text("booked_period"), text("reason"), text("restated_period"));
         for i in 0..batch.num_rows() {
